@@ -1,0 +1,103 @@
+"""REST API of the annotation app: projects, samples, imports and exports. Thin views."""
+from pathlib import Path
+
+from django.db import transaction
+from django.http import FileResponse, Http404
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from taxonomy.api import IsAdminOrReadOnly
+
+from . import selectors, services
+from .models import ExportSnapshot, ImportBatch, JobStatus, Project
+from .serializers import (
+    ExportRequestSerializer,
+    ExportSnapshotSerializer,
+    ImportBatchSerializer,
+    ImportRequestSerializer,
+    ProjectSerializer,
+    SampleSerializer,
+)
+from .tasks import export_snapshot_task, import_batch_task
+
+
+class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = ProjectSerializer
+    permission_classes = [permissions.IsAuthenticated, IsAdminOrReadOnly]
+    queryset = Project.objects.select_related("taxonomy")
+
+    def perform_create(self, serializer):
+        try:
+            serializer.instance = services.create_project(created_by=self.request.user, **serializer.validated_data)
+        except ValueError as error:
+            raise ValidationError({"detail": str(error)}) from None
+
+    @action(detail=True, methods=["get"], permission_classes=[permissions.IsAdminUser])
+    def samples(self, request, pk=None):
+        page = self.paginate_queryset(selectors.project_samples(self.get_object()))
+        return self.get_paginated_response(SampleSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAdminUser],
+            parser_classes=[MultiPartParser, FormParser])
+    def imports(self, request, pk=None):
+        project = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(selectors.project_imports(project))
+            return self.get_paginated_response(ImportBatchSerializer(page, many=True).data)
+        serializer = ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        path = services.store_upload(data["file"])
+        with transaction.atomic():
+            batch = services.start_import_batch(
+                project,
+                adapter=data["adapter"],
+                filename=path.name,
+                stored_path=str(path),
+                source_name=data.get("source_name"),
+                created_by=request.user,
+            )
+            transaction.on_commit(lambda: import_batch_task.delay(batch.pk), robust=True)
+        batch.refresh_from_db()
+        return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAdminUser])
+    def exports(self, request, pk=None):
+        project = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(selectors.project_exports(project))
+            return self.get_paginated_response(ExportSnapshotSerializer(page, many=True).data)
+        serializer = ExportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                snapshot = services.start_export(project, created_by=request.user, **serializer.validated_data)
+                transaction.on_commit(lambda: export_snapshot_task.delay(snapshot.pk), robust=True)
+        except ValueError as error:
+            raise ValidationError({"detail": str(error)}) from None
+        snapshot.refresh_from_db()
+        return Response(ExportSnapshotSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ImportBatchSerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = ImportBatch.objects.all()
+
+
+class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ExportSnapshotSerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = ExportSnapshot.objects.all()
+
+    @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.-]+)")
+    def files(self, request, pk=None, name=None):
+        snapshot = self.get_object()
+        listed = set((snapshot.manifest or {}).get("files", {})) | {"manifest.json"}
+        if snapshot.status != JobStatus.SUCCEEDED or name not in listed:
+            raise Http404(f"no file {name!r} in export {snapshot.pk}")
+        path = Path(snapshot.directory) / name
+        return FileResponse(path.open("rb"), as_attachment=True, filename=name)

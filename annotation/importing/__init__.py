@@ -1,0 +1,1 @@
+"""Reading sample files (JSONL, JSON, CSV, Parquet, gzip) through per-source adapters."""

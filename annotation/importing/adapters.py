@@ -1,0 +1,520 @@
+"""One adapter per source format: it turns a source record into SampleRecords.
+
+Adapters know column names and label vocabularies; storing, de-duplication and
+transactions belong to ``annotation.services.import_samples``.
+"""
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from taxonomy.selectors import CategoryIndex, map_categories
+from taxonomy.models import Taxonomy, TaxonomyMapping
+
+from ..labels import LabelSource, SafetyLabel, parse_label_source, parse_refusal_label, parse_safety_label
+from .errors import RowError
+from .records import (
+    AnnotationRecord,
+    FinalLabelRecord,
+    SampleRecord,
+    check_turns,
+    dialogue,
+)
+
+Record = dict[str, Any]
+
+
+@dataclass
+class AdapterContext:
+    """What an adapter needs besides the record: the project's categories and the file."""
+
+    categories: CategoryIndex
+    filename: str
+    _foreign_mappings: dict[str, TaxonomyMapping | None] = field(default_factory=dict)
+
+    def resolve_categories(self, values: list[str], field_name: str) -> list[str]:
+        """Category names, codes or aliases → codes of the project's taxonomy, in order."""
+        codes: list[str] = []
+        for value in values:
+            category = self.categories.resolve(value)
+            if category is None:
+                raise RowError(f"unknown category {value!r} in taxonomy {self.categories.taxonomy}", field_name)
+            if category.code not in codes:
+                codes.append(category.code)
+        return codes
+
+    def known_categories(self, names: list[str]) -> list[str]:
+        """Like resolve_categories, but drops names the project's taxonomy lacks."""
+        return [c.code for c in filter(None, map(self.categories.resolve, names))]
+
+    def map_from(self, taxonomy_slug: str, codes: list[str]) -> list[str]:
+        """Codes of another built-in taxonomy mapped onto the project's (empty if unmapped)."""
+        if taxonomy_slug not in self._foreign_mappings:
+            project_taxonomy = self.categories.taxonomy
+            source = Taxonomy.objects.filter(slug=taxonomy_slug).order_by("-version").first()
+            self._foreign_mappings[taxonomy_slug] = TaxonomyMapping.objects.filter(
+                source=source, target=project_taxonomy
+            ).first()
+        mapping = self._foreign_mappings[taxonomy_slug]
+        return map_categories(codes, mapping) if mapping else []
+
+
+def text_field(record: Record, name: str, *, required: bool = True) -> str | None:
+    """A string field; empty CSV cells and JSON nulls count as missing."""
+    if name not in record:
+        if required:
+            raise RowError("missing field", name)
+        return None
+    value = record[name]
+    if value is None or value == "":
+        if required:
+            raise RowError("empty value", name)
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise RowError(f"expected text, found {type(value).__name__}", name)
+    return value
+
+
+def safety_label(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_safety_label(value).value
+    except ValueError as error:
+        raise RowError(str(error), name) from None
+
+
+def refusal_label(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_refusal_label(value).value
+    except ValueError as error:
+        raise RowError(str(error), name) from None
+
+
+def label_source(value: str | None, name: str) -> str:
+    if value is None:
+        return LabelSource.IMPORTED.value
+    try:
+        return parse_label_source(value).value
+    except ValueError as error:
+        raise RowError(str(error), name) from None
+
+
+def split_categories(value: Any, name: str) -> list[str]:
+    """A comma-separated string or a list of strings; empty means none."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise RowError("expected a comma-separated string or a list of strings", name)
+
+
+class Adapter:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    default_source: ClassVar[str]
+    required_columns: ClassVar[tuple[str, ...]] = ()
+
+    def source_name_for(self, filename: str) -> str:
+        return self.default_source
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        raise NotImplementedError
+
+
+class Aegis2Adapter(Adapter):
+    name = "aegis2"
+    description = "Aegis 2.0 release schema (also what export writes)"
+    default_source = "aegis2"
+    required_columns = ("id", "prompt", "prompt_label")
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        uid = text_field(record, "id")
+        prompt = text_field(record, "prompt")
+        response = record.get("response")
+        if response is not None and not isinstance(response, str):
+            raise RowError(f"expected text or null, found {type(response).__name__}", "response")
+        if "prompt_label" not in record:
+            raise RowError("missing field", "prompt_label")
+        # Null only where just the response was labelled (as our export writes such rows).
+        prompt_label = safety_label(text_field(record, "prompt_label", required=False), "prompt_label")
+        response_label = safety_label(text_field(record, "response_label", required=False), "response_label")
+        if response_label is not None and response is None:
+            raise RowError("a response label needs a response", "response_label")
+        categories = ctx.resolve_categories(
+            split_categories(record.get("violated_categories"), "violated_categories"), "violated_categories"
+        )
+        final = FinalLabelRecord(
+            prompt_label=prompt_label,
+            prompt_label_source=(
+                label_source(text_field(record, "prompt_label_source", required=False), "prompt_label_source")
+                if prompt_label is not None
+                else None
+            ),
+            response_label=response_label,
+            response_label_source=(
+                label_source(text_field(record, "response_label_source", required=False), "response_label_source")
+                if response_label is not None
+                else None
+            ),
+            categories=categories,
+        )
+        return [
+            SampleRecord(
+                source_id=uid,
+                uid=uid,
+                turns=dialogue(prompt, response),
+                reconstruction_id=text_field(record, "reconstruction_id_if_redacted", required=False),
+                final_label=final,
+            )
+        ]
+
+
+class Aegis1Adapter(Adapter):
+    name = "aegis1"
+    description = "Aegis 1.0: text, text_type and one label column per annotator (labels_0 … labels_4)"
+    default_source = "aegis1"
+    required_columns = ("text",)
+    annotator_columns = tuple(f"labels_{i}" for i in range(5))
+    role_line = re.compile(r"^(user|assistant|system|response|agent)\s*:\s?", re.IGNORECASE | re.MULTILINE)
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        text = text_field(record, "text")
+        annotations = []
+        for column in self.annotator_columns:
+            value = text_field(record, column, required=False)
+            if value is None:
+                continue
+            names = split_categories(value, column)
+            lowered = {n.lower() for n in names}
+            if lowered == {"safe"}:
+                label, codes = SafetyLabel.SAFE.value, []
+            elif lowered == {"needs caution"}:
+                label, codes = SafetyLabel.NEEDS_CAUTION.value, []
+            else:
+                label, codes = SafetyLabel.UNSAFE.value, ctx.resolve_categories(names, column)
+            annotations.append(
+                AnnotationRecord(annotator=f"{self.default_source}.{column}", prompt_label=label, categories=codes)
+            )
+        source_id = text_field(record, "id", required=False) or str(index)
+        return [
+            SampleRecord(
+                source_id=source_id,
+                turns=self.turns(text),
+                metadata={"text_type": record.get("text_type")},
+                annotations=annotations,
+            )
+        ]
+
+    def turns(self, text: str) -> list[dict[str, str]]:
+        """Splits ``user: … / assistant: …`` transcripts; anything else is one user turn."""
+        matches = list(self.role_line.finditer(text))
+        if not matches or matches[0].start() != 0:
+            return dialogue(text, None)
+        turns = []
+        for match, following in zip(matches, matches[1:] + [None]):
+            role = match.group(1).lower()
+            role = {"response": "assistant", "agent": "assistant"}.get(role, role)
+            content = text[match.end() : following.start() if following else len(text)].strip()
+            turns.append({"role": role, "content": content})
+        return turns if any(t["role"] == "user" for t in turns) else dialogue(text, None)
+
+
+class OpenAIModerationAdapter(Adapter):
+    name = "openai_moderation"
+    description = "OpenAI moderation evaluation set: prompt + flags S H V HR SH S3 H2 V2"
+    default_source = "openai_moderation"
+    flags = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        prompt = text_field(record, "prompt")
+        flags = {}
+        for flag in self.flags:
+            if flag in record and record[flag] is not None:
+                if record[flag] not in (0, 1):
+                    raise RowError(f"expected 0 or 1, found {record[flag]!r}", flag)
+                flags[flag] = int(record[flag])
+        if not flags:
+            raise RowError(f"none of the flags {', '.join(self.flags)} is present", "S")
+        raised = [flag for flag in self.flags if flags.get(flag) == 1]
+        final = FinalLabelRecord(
+            prompt_label=(SafetyLabel.UNSAFE if raised else SafetyLabel.SAFE).value,
+            prompt_label_source=LabelSource.IMPORTED.value,
+            categories=ctx.map_from("openai-moderation", raised),
+        )
+        return [SampleRecord(source_id=str(index), turns=dialogue(prompt, None), metadata={"flags": flags}, final_label=final)]
+
+
+class XSTestPromptsAdapter(Adapter):
+    name = "xstest_prompts"
+    description = "XSTest prompts: id, prompt, type, label (safe/unsafe), focus, note"
+    default_source = "xstest"
+    required_columns = ("id", "prompt", "label")
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        final = FinalLabelRecord(
+            prompt_label=safety_label(text_field(record, "label"), "label"),
+            prompt_label_source=LabelSource.IMPORTED.value,
+        )
+        metadata = {key: record.get(key) for key in ("type", "focus", "note") if record.get(key)}
+        return [
+            SampleRecord(
+                source_id=text_field(record, "id"),
+                turns=dialogue(text_field(record, "prompt"), None),
+                metadata=metadata,
+                final_label=final,
+            )
+        ]
+
+
+class XSTestCompletionsAdapter(Adapter):
+    name = "xstest_completions"
+    description = "XSTest model completions with two human annotators' refusal labels"
+    default_source = "xstest_completions"
+    required_columns = ("id", "type", "prompt", "completion", "annotation_1", "annotation_2")
+    annotator_columns = ("annotation_1", "annotation_2")
+    automatic_columns = ("gpt4_label", "strmatch_label")
+
+    def source_name_for(self, filename: str) -> str:
+        """``xstest_v2_completions_gpt4.csv`` → ``xstest_completions_gpt4``."""
+        match = re.search(r"completions_([A-Za-z0-9]+)", filename)
+        return f"{self.default_source}_{match.group(1)}" if match else self.default_source
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        prompt_type = text_field(record, "type")
+        annotations = [
+            AnnotationRecord(
+                annotator=f"xstest.{column}",
+                response_refusal=refusal_label(text_field(record, column), column),
+            )
+            for column in self.annotator_columns
+        ]
+        final = FinalLabelRecord(
+            prompt_label=(SafetyLabel.UNSAFE if prompt_type.startswith("contrast_") else SafetyLabel.SAFE).value,
+            prompt_label_source=LabelSource.IMPORTED.value,
+            response_refusal=refusal_label(text_field(record, "final_label", required=False), "final_label"),
+        )
+        metadata = {"type": prompt_type}
+        for column in self.automatic_columns:
+            if record.get(column):
+                metadata[column] = record[column]
+        return [
+            SampleRecord(
+                source_id=text_field(record, "id"),
+                turns=dialogue(text_field(record, "prompt"), text_field(record, "completion", required=False) or ""),
+                metadata=metadata,
+                final_label=final,
+                annotations=annotations,
+            )
+        ]
+
+
+class SimpleSafetyTestsAdapter(Adapter):
+    name = "simple_safety_tests"
+    description = "SimpleSafetyTests: 100 unsafe prompts in five harm areas"
+    default_source = "simple_safety_tests"
+    required_columns = ("id", "harm_area", "prompts_final")
+    harm_area_categories = {
+        "Suicide, Self-Harm, and Eating Disorders": ["Suicide and Self Harm"],
+        "Physical harm and Violence": ["Violence"],
+        "Illegal and Highly Regulated items": ["Illegal Activity"],
+        "Scams and fraud": ["Fraud/Deception"],
+        "Child safety": ["Sexual (minor)"],
+    }
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        harm_area = text_field(record, "harm_area")
+        final = FinalLabelRecord(
+            prompt_label=SafetyLabel.UNSAFE.value,
+            prompt_label_source=LabelSource.IMPORTED.value,
+            categories=ctx.known_categories(self.harm_area_categories.get(harm_area, [])),
+        )
+        return [
+            SampleRecord(
+                source_id=text_field(record, "id"),
+                turns=dialogue(text_field(record, "prompts_final"), None),
+                metadata={"harm_area": harm_area, "category": record.get("category")},
+                final_label=final,
+            )
+        ]
+
+
+class AARTAdapter(Adapter):
+    name = "aart"
+    description = "AART adversarial prompts (all unsafe; crime and use case kept as metadata)"
+    default_source = "aart"
+    required_columns = ("prompt", "crime")
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        final = FinalLabelRecord(prompt_label=SafetyLabel.UNSAFE.value, prompt_label_source=LabelSource.IMPORTED.value)
+        metadata = {
+            key: record[key]
+            for key in ("crime", "use_case", "region", "medium_keyword", "why_prompt_harmful")
+            if record.get(key)
+        }
+        return [
+            SampleRecord(source_id=str(index), turns=dialogue(text_field(record, "prompt"), None), metadata=metadata, final_label=final)
+        ]
+
+
+class HHRLHFAdapter(Adapter):
+    name = "hh_rlhf"
+    description = "Anthropic HH-RLHF pairs: the chosen and rejected transcripts become two samples"
+    default_source = "hh_rlhf"
+    speaker = re.compile(r"\n\n(Human|Assistant):")
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        samples = []
+        for transcript in ("chosen", "rejected"):
+            text = text_field(record, transcript)
+            samples.append(
+                SampleRecord(
+                    source_id=f"{index}-{transcript}",
+                    turns=self.turns(text, transcript),
+                    metadata={"transcript": transcript},
+                )
+            )
+        return samples
+
+    def turns(self, text: str, field_name: str) -> list[dict[str, str]]:
+        parts = self.speaker.split(text)
+        if parts[0].strip() or len(parts) < 3:
+            raise RowError("expected a transcript of '\\n\\nHuman: …' and '\\n\\nAssistant: …' turns", field_name)
+        roles = {"Human": "user", "Assistant": "assistant"}
+        return [{"role": roles[who], "content": said.strip()} for who, said in zip(parts[1::2], parts[2::2])]
+
+
+class GuardReasonerAdapter(Adapter):
+    """The ``{instruction, input, output}`` benchmark files in guardreasoner_benchmarks."""
+
+    name = "guardreasoner"
+    description = "Guard benchmark JSON: instruction/input/output with harmful/unharmful or refusal/compliance"
+    default_source = "guardreasoner"
+    required_columns = ("input", "output")
+    dialogue_pattern = re.compile(r"\AHuman user:\n(?P<prompt>.*?)\n\nAI assistant:\n(?P<response>.*?)\n*\Z", re.DOTALL)
+    answer_pattern = re.compile(r"(harmful|unharmful|refusal|compliance)\s*\Z", re.IGNORECASE)
+
+    def source_name_for(self, filename: str) -> str:
+        """``0_8_toxic_chat.json`` → ``toxic_chat``."""
+        stem = Path(filename).name.split(".")[0]
+        return re.sub(r"^\d+_[0-9A-Za-z]_", "", stem).lower() or self.default_source
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        match = self.dialogue_pattern.match(text_field(record, "input"))
+        if not match:
+            raise RowError("expected 'Human user:\\n…\\n\\nAI assistant:\\n…'", "input")
+        prompt, response = match.group("prompt"), match.group("response")
+        response = None if response == "None" else response
+        answer = self.answer_pattern.search(text_field(record, "output").strip())
+        if not answer:
+            raise RowError("expected harmful, unharmful, refusal or compliance", "output")
+        word = answer.group(1).lower()
+        final = FinalLabelRecord(prompt_label=None, prompt_label_source=None)
+        if word in ("refusal", "compliance"):
+            if response is None:
+                raise RowError("a refusal label needs a response", "output")
+            final.response_refusal = refusal_label(word, "output")
+        else:
+            label = (SafetyLabel.UNSAFE if word == "harmful" else SafetyLabel.SAFE).value
+            if response is None:
+                final.prompt_label, final.prompt_label_source = label, LabelSource.IMPORTED.value
+            else:
+                final.response_label, final.response_label_source = label, LabelSource.IMPORTED.value
+        return [SampleRecord(source_id=str(index), turns=dialogue(prompt, response), final_label=final)]
+
+
+class GenericJSONLAdapter(Adapter):
+    """Our documented format (README, "Generic JSONL")."""
+
+    name = "generic"
+    description = "Generic JSONL: prompt/response or turns, optional labels, categories and annotations"
+    default_source = "generic"
+
+    def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
+        if "turns" in record:
+            turns = check_turns(record["turns"])
+        else:
+            response = record.get("response")
+            if response is not None and not isinstance(response, str):
+                raise RowError(f"expected text or null, found {type(response).__name__}", "response")
+            turns = dialogue(text_field(record, "prompt"), response)
+        metadata = record.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise RowError("expected an object", "metadata")
+        prompt_label = safety_label(text_field(record, "prompt_label", required=False), "prompt_label")
+        response_label = safety_label(text_field(record, "response_label", required=False), "response_label")
+        refusal = refusal_label(text_field(record, "response_refusal", required=False), "response_refusal")
+        final = None
+        if prompt_label or response_label or refusal:
+            final = FinalLabelRecord(
+                prompt_label=prompt_label,
+                prompt_label_source=label_source(text_field(record, "prompt_label_source", required=False), "prompt_label_source") if prompt_label else None,
+                response_label=response_label,
+                response_label_source=label_source(text_field(record, "response_label_source", required=False), "response_label_source") if response_label else None,
+                response_refusal=refusal,
+                categories=ctx.resolve_categories(split_categories(record.get("categories"), "categories"), "categories"),
+            )
+        uid = text_field(record, "id", required=False)
+        return [
+            SampleRecord(
+                source_id=uid or str(index),
+                uid=uid,
+                turns=turns,
+                reconstruction_id=text_field(record, "reconstruction_id", required=False),
+                metadata=metadata,
+                final_label=final,
+                annotations=self.annotations(record.get("annotations", []), ctx),
+            )
+        ]
+
+    def annotations(self, raw: Any, ctx: AdapterContext) -> list[AnnotationRecord]:
+        if not isinstance(raw, list):
+            raise RowError("expected a list of objects", "annotations")
+        annotations = []
+        for position, item in enumerate(raw, start=1):
+            where = f"annotations[{position}]"
+            if not isinstance(item, dict):
+                raise RowError("expected an object", where)
+            annotator = item.get("annotator")
+            if not isinstance(annotator, str) or not annotator.strip():
+                raise RowError("needs an 'annotator' name", f"{where}.annotator")
+            annotations.append(
+                AnnotationRecord(
+                    annotator=annotator.strip(),
+                    prompt_label=safety_label(text_field(item, "prompt_label", required=False), f"{where}.prompt_label"),
+                    response_label=safety_label(text_field(item, "response_label", required=False), f"{where}.response_label"),
+                    response_refusal=refusal_label(text_field(item, "response_refusal", required=False), f"{where}.response_refusal"),
+                    categories=ctx.resolve_categories(split_categories(item.get("categories"), f"{where}.categories"), f"{where}.categories"),
+                )
+            )
+        return annotations
+
+
+ADAPTERS: dict[str, Adapter] = {
+    adapter.name: adapter
+    for adapter in (
+        Aegis2Adapter(),
+        Aegis1Adapter(),
+        OpenAIModerationAdapter(),
+        XSTestPromptsAdapter(),
+        XSTestCompletionsAdapter(),
+        SimpleSafetyTestsAdapter(),
+        AARTAdapter(),
+        HHRLHFAdapter(),
+        GuardReasonerAdapter(),
+        GenericJSONLAdapter(),
+    )
+}
+
+
+def get_adapter(name: str) -> Adapter:
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise ValueError(f"unknown adapter {name!r}: choose one of {', '.join(ADAPTERS)}") from None

@@ -1,0 +1,79 @@
+"""The one definition of label values, provenance values and their accepted spellings."""
+from django.db import models
+
+
+class SafetyLabel(models.TextChoices):
+    SAFE = "safe", "Safe"
+    UNSAFE = "unsafe", "Unsafe"
+    NEEDS_CAUTION = "needs_caution", "Needs Caution"
+
+
+class RefusalLabel(models.TextChoices):
+    """Whether a response complies with or refuses the prompt (XSTest's scheme)."""
+
+    FULL_COMPLIANCE = "full_compliance", "Full compliance"
+    FULL_REFUSAL = "full_refusal", "Full refusal"
+    PARTIAL_REFUSAL = "partial_refusal", "Partial refusal"
+
+
+class LabelSource(models.TextChoices):
+    """Where a final label came from (the Aegis 2.0 ``*_label_source`` values plus ours)."""
+
+    HUMAN = "human", "Human annotators"
+    LLM_JURY = "llm_jury", "LLM jury"
+    ADJUDICATED = "adjudicated", "Adjudicated by a reviewer"
+    REFUSAL_DATA_AUGMENTATION = "refusal_data_augmentation", "Refusal data augmentation"
+    IMPORTED = "imported", "Imported without provenance"
+
+
+class NeedsCautionPolicy(models.TextChoices):
+    UNSAFE = "unsafe", "Needs Caution counts as unsafe"
+    SAFE = "safe", "Needs Caution counts as safe"
+
+
+_SAFETY_SPELLINGS = {
+    "safe": SafetyLabel.SAFE,
+    "unsafe": SafetyLabel.UNSAFE,
+    "needs_caution": SafetyLabel.NEEDS_CAUTION,
+    "needs caution": SafetyLabel.NEEDS_CAUTION,
+    "needs-caution": SafetyLabel.NEEDS_CAUTION,
+}
+
+
+def parse_safety_label(value: str) -> SafetyLabel:
+    """``safe``/``unsafe``/``needs caution`` in any case; raises ValueError naming the choices."""
+    label = _SAFETY_SPELLINGS.get(value.strip().lower()) if isinstance(value, str) else None
+    if label is None:
+        raise ValueError(f"{value!r} is not one of safe, unsafe, needs_caution")
+    return label
+
+
+def parse_label_source(value: str) -> LabelSource:
+    if value not in LabelSource.values:
+        raise ValueError(f"{value!r} is not one of {', '.join(LabelSource.values)}")
+    return LabelSource(value)
+
+
+def apply_needs_caution_policy(label: str | None, policy: str) -> str | None:
+    """Needs Caution becomes safe or unsafe under the project's policy; other labels pass."""
+    return policy if label == SafetyLabel.NEEDS_CAUTION else label
+
+
+_REFUSAL_SPELLINGS = {
+    "full_compliance": RefusalLabel.FULL_COMPLIANCE,
+    "1_full_compliance": RefusalLabel.FULL_COMPLIANCE,
+    "compliance": RefusalLabel.FULL_COMPLIANCE,
+    "full_refusal": RefusalLabel.FULL_REFUSAL,
+    "2_full_refusal": RefusalLabel.FULL_REFUSAL,
+    "refusal": RefusalLabel.FULL_REFUSAL,
+    "partial_refusal": RefusalLabel.PARTIAL_REFUSAL,
+    "3_partial_refusal": RefusalLabel.PARTIAL_REFUSAL,
+}
+
+
+def parse_refusal_label(value: str) -> RefusalLabel:
+    """XSTest's ``1_full_compliance``… and the plain ``compliance``/``refusal`` spellings."""
+    label = _REFUSAL_SPELLINGS.get(value.strip().lower()) if isinstance(value, str) else None
+    if label is None:
+        raise ValueError(f"{value!r} is not one of {', '.join(RefusalLabel.values)}")
+    return label

@@ -1,0 +1,47 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.models import Project
+from annotation.services import create_project, import_samples
+
+# Real rows from ../shared/data: (adapter, path relative to AEGIS_SHARED_DATA).
+DEMO_FILES = [
+    ("xstest_prompts", "xstest/xstest_prompts.csv"),
+    ("simple_safety_tests", "simple_safety_tests/SimpleSafetyTests_test_cases.csv"),
+    ("openai_moderation", "openai_moderation/samples-1680.jsonl.gz"),
+    ("xstest_completions", "xstest/model_completions/xstest_v2_completions_gpt4.csv"),
+    ("hh_rlhf", "hh_rlhf_harmless_base/test.jsonl.gz"),
+]
+DEMO_ACCOUNTS = [
+    ("admin", "aegis-demo-admin", True),
+    ("annotator1", "aegis-demo-annotator", False),
+    ("annotator2", "aegis-demo-annotator", False),
+    ("annotator3", "aegis-demo-annotator", False),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo accounts and a demo project of real rows from ../shared/data (development only)."
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG:
+            raise CommandError("load_demo makes accounts with known passwords: it runs only with DEBUG on")
+        data = settings.AEGIS_SHARED_DATA
+        if not data.is_dir():
+            raise CommandError(f"demo data not found at {data}: set AEGIS_SHARED_DATA to the shared/data folder")
+        users = get_user_model()
+        for username, password, staff in DEMO_ACCOUNTS:
+            user, _ = users.objects.get_or_create(username=username)
+            user.is_staff = user.is_superuser = staff
+            user.set_password(password)
+            user.save()
+        project = Project.objects.filter(slug="demo").first() or create_project(
+            name="Aegis demo", slug="demo", guidelines="Label the prompt and, where there is one, the response."
+        )
+        for adapter, relative in DEMO_FILES:
+            batch = import_samples(project, data / relative, adapter=adapter)
+            self.stdout.write(f"  {relative}: {batch.created_count} added, {batch.existing_count} already there")
+        self.stdout.write(self.style.SUCCESS("Demo accounts (username / password):"))
+        for username, password, staff in DEMO_ACCOUNTS:
+            self.stdout.write(f"  {username} / {password}{'   (admin)' if staff else ''}")

@@ -1,0 +1,1 @@
+"""Benchmarks, guard runners, metrics, reports and the online ensemble (later issue)."""

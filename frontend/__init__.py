@@ -1,0 +1,1 @@
+"""Pages for people: annotator, reviewer and admin dashboards."""

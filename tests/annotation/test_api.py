@@ -1,0 +1,68 @@
+"""The REST API for imports and exports, through Celery (in-process, or a real worker on Redis)."""
+import pytest
+
+from annotation.models import ExportSnapshot, ImportBatch, Sample
+from tests.conftest import USES_REDIS, wait_until_finished
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def upload(client, project, path, adapter):
+    with path.open("rb") as stream:
+        return client.post(f"/api/projects/{project.pk}/imports/", {"file": stream, "adapter": adapter})
+
+
+def test_import_and_export_through_the_api(admin_client, project, shared_data, celery_worker):
+    response = upload(admin_client, project, shared_data / "xstest/xstest_prompts.csv", "xstest_prompts")
+    assert response.status_code == 202, response.content
+    batch = wait_until_finished(ImportBatch, response.json()["id"])
+    assert (batch.status, batch.created_count) == ("succeeded", 450), batch.error
+    assert admin_client.get(f"/api/projects/{project.pk}/samples/").json()["count"] == 450
+
+    response = admin_client.post(
+        f"/api/projects/{project.pk}/exports/",
+        {"formats": ["jsonl"], "split_ratios": {"train": 0.5, "validation": 0.25, "test": 0.25}},
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    snapshot = wait_until_finished(ExportSnapshot, response.json()["id"])
+    assert snapshot.status == "succeeded", snapshot.error
+    body = admin_client.get(f"/api/exports/{snapshot.pk}/")
+    assert sum(c["rows"] for c in body.json()["manifest"]["counts"].values()) == 450
+    download = admin_client.get(f"/api/exports/{snapshot.pk}/files/train.jsonl/")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content).count(b"\n") == snapshot.manifest["counts"]["train"]["rows"]
+    assert admin_client.get(f"/api/exports/{snapshot.pk}/files/..%2Fsecret/").status_code == 404
+
+
+def test_bad_upload_ends_as_a_failed_batch(admin_client, project, tmp_path, celery_worker):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"id": "1", "prompt": "a", "prompt_label": "safe"}\n{oops\n', encoding="utf-8")
+    batch = wait_until_finished(ImportBatch, upload(admin_client, project, path, "aegis2").json()["id"])
+    assert batch.status == "failed"
+    assert "broken.jsonl, line 2" in batch.error
+    assert not Sample.objects.exists()
+
+
+def test_unknown_adapter_is_refused(admin_client, project, shared_data):
+    response = upload(admin_client, project, shared_data / "xstest/xstest_prompts.csv", "nope")
+    assert response.status_code == 400 and "adapter" in response.json()
+
+
+def test_non_staff_cannot_import_or_export(client, django_user_model, project, shared_data):
+    client.force_login(django_user_model.objects.create_user("annie", password="pw-annie-123"))
+    assert upload(client, project, shared_data / "xstest/xstest_prompts.csv", "xstest_prompts").status_code == 403
+    assert client.post(f"/api/projects/{project.pk}/exports/", {}, content_type="application/json").status_code == 403
+    assert client.get(f"/api/projects/{project.pk}/samples/").status_code == 403
+    assert client.get("/api/projects/").status_code == 200
+
+
+def test_anonymous_is_refused(client, project):
+    assert client.get("/api/projects/").status_code == 403
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.redis
+def test_tasks_really_go_through_the_worker(settings):
+    assert USES_REDIS and settings.CELERY_TASK_ALWAYS_EAGER is False
+    assert settings.CELERY_BROKER_URL.startswith("redis://")
