@@ -1,0 +1,27 @@
+"""The demo data command behind the README's first command."""
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from annotation.models import Project
+
+
+@pytest.mark.django_db
+def test_load_demo_makes_accounts_and_a_project_of_real_rows(settings, capsys):
+    settings.DEBUG = True
+    call_command("load_demo")
+    out = capsys.readouterr().out
+    assert "admin / aegis-demo-admin" in out
+    assert authenticate(username="admin", password="aegis-demo-admin").is_superuser
+    project = Project.objects.get(slug="demo")
+    count = project.samples.count()
+    assert count > 5000
+    call_command("load_demo")
+    assert project.samples.count() == count
+
+
+@pytest.mark.django_db
+def test_load_demo_refuses_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("load_demo")

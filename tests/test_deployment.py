@@ -1,0 +1,47 @@
+"""docker-compose.yml parses with Compose itself and describes the full stack."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` where the plugin is installed, else Debian's ``docker-compose``."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    assert shutil.which("docker-compose"), "the test command installs docker-compose; run scripts/test"
+    return ["docker-compose"]
+
+
+def compose_config(**env: str) -> subprocess.CompletedProcess:
+    command = compose_command()
+    base = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    return subprocess.run([*command, "-f", "docker-compose.yml", "config"], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+
+
+def test_compose_file_is_valid_and_complete():
+    result = compose_config(SECRET_KEY="s3cret")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"postgres", "redis", "web", "worker", "gpu-worker", "juror-1", "juror-2", "juror-3"} <= set(services)
+    assert "gunicorn config.wsgi" in services["web"]["command"]
+    assert "-Q default" in services["worker"]["command"]
+    assert "-Q gpu" in services["gpu-worker"]["command"]
+    assert services["gpu-worker"]["build"]["args"]["EXTRAS"] == "ml,gpu"
+    for name in ("gpu-worker", "juror-1", "juror-2", "juror-3"):
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    for name in ("juror-1", "juror-2", "juror-3"):
+        assert services[name]["image"].startswith("vllm/vllm-openai")
+    web_env = services["web"]["environment"]
+    assert web_env["DEBUG"] == "0" and web_env["DATABASE_URL"].startswith("postgres://")
+    assert web_env["REDIS_URL"].startswith("redis://")
+
+
+def test_compose_requires_a_secret_key():
+    result = compose_config()
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
