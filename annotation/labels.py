@@ -48,10 +48,14 @@ def parse_safety_label(value: str) -> SafetyLabel:
     return label
 
 
+_LABEL_SOURCES = {source.value: source for source in LabelSource}
+
+
 def parse_label_source(value: str) -> LabelSource:
-    if value not in LabelSource.values:
-        raise ValueError(f"{value!r} is not one of {', '.join(LabelSource.values)}")
-    return LabelSource(value)
+    source = _LABEL_SOURCES.get(value)
+    if source is None:
+        raise ValueError(f"{value!r} is not one of {', '.join(_LABEL_SOURCES)}")
+    return source
 
 
 def apply_needs_caution_policy(label: str | None, policy: str) -> str | None:

@@ -17,6 +17,7 @@ from taxonomy.models import Taxonomy
 from taxonomy.selectors import CategoryIndex, default_taxonomy
 from taxonomy.services import freeze_taxonomy
 
+from .bulk import db_datetime, insert_rows, reserve_ids
 from .exporting import (
     DEFAULT_SPLIT_RATIOS,
     EXPORT_COLUMNS,
@@ -176,6 +177,24 @@ def _import_rows(batch: ImportBatch, path: Path) -> dict[str, int]:
     }
 
 
+SAMPLE_COLUMNS = (
+    "id", "project", "uid", "turns", "prompt", "response", "source_name", "source_id",
+    "content_hash", "reconstruction_id", "metadata", "import_batch", "created_at",
+)
+FINAL_LABEL_COLUMNS = (
+    "sample", "prompt_label", "prompt_label_source", "response_label", "response_label_source",
+    "response_refusal", "categories", "import_batch", "updated_at",
+)
+ANNOTATION_COLUMNS = (
+    "sample", "annotator", "prompt_label", "response_label", "response_refusal", "categories",
+    "other_risks", "import_batch", "created_at", "updated_at",
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 class _BatchWriter:
     """Writes chunks of records; de-duplicates by content against the chunk and the database."""
 
@@ -202,7 +221,7 @@ class _BatchWriter:
         )
         new_by_hash: dict[str, Location] = {}
         new_by_uid: dict[str, Location] = {}
-        to_create: list[tuple[Sample, SampleRecord]] = []
+        to_create: list[tuple[str, str, SampleRecord, str, str | None]] = []
         for location, record, uid, content_hash in keyed:
             if content_hash in stored_by_hash or content_hash in new_by_hash:
                 if content_hash in new_by_hash or stored_by_hash[content_hash] == self.batch.pk:
@@ -225,58 +244,43 @@ class _BatchWriter:
                 prompt, response = prompt_and_response(record.turns)
             except RowError as error:
                 raise ImportDataError(error.message, location, error.field) from None
-            sample = Sample(
-                project=self.project,
-                uid=uid,
-                turns=record.turns,
-                prompt=prompt,
-                response=response,
-                source_name=self.batch.source_name,
-                source_id=record.source_id,
-                content_hash=content_hash,
-                reconstruction_id=record.reconstruction_id,
-                metadata=record.metadata,
-                import_batch=self.batch,
-            )
-            to_create.append((sample, record))
-        if not to_create:
-            return
-        Sample.objects.bulk_create([sample for sample, _ in to_create])
-        self.created += len(to_create)
-        self._write_labels(to_create)
+            to_create.append((uid, content_hash, record, prompt, response))
+        if to_create:
+            self._insert(to_create)
 
-    def _write_labels(self, created: list[tuple[Sample, SampleRecord]]) -> None:
-        finals = []
-        annotations = []
-        for sample, record in created:
-            if record.final_label is not None:
-                final = record.final_label
+    def _insert(self, new: list[tuple[str, str, SampleRecord, str, str | None]]) -> None:
+        """Writes samples, their final labels and annotations as plain rows (see annotation.bulk)."""
+        now = db_datetime(timezone.now())
+        ids = reserve_ids(Sample, len(new))
+        project, batch, source = self.project.pk, self.batch.pk, self.batch.source_name
+        samples, finals, annotations = [], [], []
+        for sample_id, (uid, content_hash, record, prompt, response) in zip(ids, new):
+            samples.append(
+                (
+                    sample_id, project, uid, _json(record.turns), prompt, response, source, record.source_id,
+                    content_hash, record.reconstruction_id, _json(record.metadata), batch, now,
+                )
+            )
+            final = record.final_label
+            if final is not None:
                 finals.append(
-                    FinalLabel(
-                        sample=sample,
-                        prompt_label=final.prompt_label,
-                        prompt_label_source=final.prompt_label_source,
-                        response_label=final.response_label,
-                        response_label_source=final.response_label_source,
-                        response_refusal=final.response_refusal,
-                        categories=final.categories,
-                        import_batch=self.batch,
+                    (
+                        sample_id, final.prompt_label, final.prompt_label_source, final.response_label,
+                        final.response_label_source, final.response_refusal, _json(final.categories), batch, now,
                     )
                 )
             for annotation in record.annotations:
                 annotations.append(
-                    Annotation(
-                        sample=sample,
-                        annotator_id=self._annotator_id(annotation.annotator),
-                        prompt_label=annotation.prompt_label,
-                        response_label=annotation.response_label,
-                        response_refusal=annotation.response_refusal,
-                        categories=annotation.categories,
-                        import_batch=self.batch,
+                    (
+                        sample_id, self._annotator_id(annotation.annotator), annotation.prompt_label,
+                        annotation.response_label, annotation.response_refusal, _json(annotation.categories),
+                        "", batch, now, now,
                     )
                 )
-        FinalLabel.objects.bulk_create(finals)
-        Annotation.objects.bulk_create(annotations)
+        insert_rows(Sample, SAMPLE_COLUMNS, samples)
+        insert_rows(FinalLabel, FINAL_LABEL_COLUMNS, finals)
+        insert_rows(Annotation, ANNOTATION_COLUMNS, annotations)
+        self.created += len(new)
 
     def _annotator_id(self, name: str) -> int:
         """An existing user of that name, or an inactive account standing for an imported annotator."""
@@ -318,7 +322,11 @@ def start_export(
 def run_export(snapshot: ExportSnapshot) -> ExportSnapshot:
     """Writes the snapshot's files into a temporary folder, then renames it into place."""
     project = snapshot.project
-    final = Path(snapshot.directory) if snapshot.directory else Path(settings.MEDIA_ROOT) / "exports" / project.slug / str(snapshot.pk)
+    final = (
+        Path(snapshot.directory)
+        if snapshot.directory
+        else Path(settings.MEDIA_ROOT) / "exports" / project.slug / f"{snapshot.pk}-{uuid.uuid4().hex[:8]}"
+    )
     if final.exists():
         _fail_export(snapshot, f"{final} exists already: choose a new folder")
         raise FileExistsError(snapshot.error)

@@ -135,5 +135,6 @@ def test_existing_folder_is_never_overwritten(labelled, tmp_path):
 
 def test_default_folder_is_under_media_root(labelled, media_root):
     snapshot = export_dataset(labelled, formats=["jsonl"])
-    assert Path(snapshot.directory) == media_root / "exports" / "test" / str(snapshot.pk)
+    folder = Path(snapshot.directory)
+    assert folder.parent == media_root / "exports" / "test" and folder.name.startswith(f"{snapshot.pk}-")
     assert Sample.objects.filter(project=labelled).count() > 996

@@ -1,0 +1,131 @@
+"""Import and export throughput and peak memory for generated Aegis 2.0-shaped samples.
+
+    .venv/bin/python bench/import_export.py --sizes 35000 1000000 --db sqlite postgres
+
+Each phase runs in its own process so its peak RSS is its own. PostgreSQL uses a scratch
+database (aegis_bench) on AEGIS_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres).
+Prints one line per (database, size, phase) and the targets from the foundation issue.
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+CATEGORIES = ["Violence", "Criminal Planning/Confessions", "Hate/Identity Hate", "PII/Privacy", "Harassment", "Fraud/Deception"]
+WORDS = "the of to and a in is it you that he was for on are with as I his they be at one have this from".split()
+TARGETS = {("postgres", 35000, "import"): 5.0, ("postgres", 35000, "export"): 3.0}
+RSS_TARGET_MB = {("postgres", 1000000, "export"): 300}
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def generate(path: Path, size: int) -> None:
+    """Rows shaped like the Aegis 2.0 release: ~40-word prompts, ~120-word responses."""
+    rng = random.Random(size)
+    with path.open("w", encoding="utf-8") as stream:
+        for i in range(size):
+            unsafe = rng.random() < 0.45
+            has_response = rng.random() < 0.7
+            row = {
+                "id": f"{i:08x}{rng.getrandbits(64):016x}",
+                "prompt": f"[{i}] " + text(rng, rng.randint(10, 70)),
+                "response": text(rng, rng.randint(30, 200)) if has_response else None,
+                "prompt_label": "unsafe" if unsafe else "safe",
+                "response_label": (rng.choice(["safe", "unsafe"]) if has_response else None),
+                "prompt_label_source": "human",
+                "response_label_source": (rng.choice(["human", "llm_jury"]) if has_response else None),
+                "violated_categories": ", ".join(rng.sample(CATEGORIES, rng.randint(1, 2))) if unsafe else "",
+                "reconstruction_id_if_redacted": None,
+            }
+            stream.write(json.dumps(row) + "\n")
+
+
+def run_phase(phase: str, database_url: str, data: Path, out: Path) -> tuple[float, float]:
+    """Runs one phase in a child process; returns (seconds, peak RSS in MB) of that child."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings", "DB_CONN_MAX_AGE": "0"}
+    env.pop("REDIS_URL", None)
+    process = subprocess.Popen([sys.executable, __file__, "--phase", phase, str(data), str(out)], cwd=ROOT, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{phase} failed")
+    seconds = float((out / f"{phase}.seconds").read_text())
+    return seconds, usage.ru_maxrss / 1024
+
+
+def phase_main(phase: str, data: Path, out: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from annotation.models import Project
+    from annotation.services import create_project, export_dataset, import_samples
+
+    if phase == "migrate":
+        call_command("migrate", verbosity=0)
+        create_project(name="Bench", slug="bench")
+        (out / "migrate.seconds").write_text("0")
+        return
+    project = Project.objects.get(slug="bench")
+    start = time.perf_counter()
+    if phase == "import":
+        batch = import_samples(project, data, adapter="aegis2")
+        assert batch.created_count == batch.rows_read, batch.error
+    else:
+        export_dataset(project, directory=out / "export")
+    (out / f"{phase}.seconds").write_text(str(time.perf_counter() - start))
+
+
+def fresh_database(kind: str, workdir: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS aegis_bench")
+        connection.execute("CREATE DATABASE aegis_bench")
+    return POSTGRES.rsplit("/", 1)[0] + "/aegis_bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[35000])
+    parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    args = parser.parse_args()
+    print(f"{'db':9} {'samples':>9} {'phase':7} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}  target")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
+            data = Path(tmp) / "samples.jsonl"
+            generate(data, size)
+            for kind in args.db:
+                workdir = Path(tmp) / kind
+                workdir.mkdir()
+                url = fresh_database(kind, workdir)
+                run_phase("migrate", url, data, workdir)
+                for phase in ("import", "export"):
+                    seconds, peak = run_phase(phase, url, data, workdir)
+                    target = []
+                    if (kind, size, phase) in TARGETS:
+                        limit = TARGETS[(kind, size, phase)]
+                        target.append(f"≤ {limit} s: {'met' if seconds <= limit else 'MISSED'} ({limit / seconds:.1f}x)")
+                    if (kind, size, phase) in RSS_TARGET_MB:
+                        limit = RSS_TARGET_MB[(kind, size, phase)]
+                        target.append(f"≤ {limit} MB: {'met' if peak <= limit else 'MISSED'}")
+                    print(f"{kind:9} {size:>9} {phase:7} {seconds:8.2f} {size / seconds:9.0f} {peak:8.0f}  {'; '.join(target)}", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--phase":
+        phase_main(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        main()
