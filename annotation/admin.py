@@ -28,12 +28,19 @@ class ProjectAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        fields = {f: form.cleaned_data[f] for f in ["name", "slug", "taxonomy", "guidelines", "annotations_per_sample", "needs_caution_policy"]}
+        fields = {
+            f: form.cleaned_data[f]
+            for f in ["name", "slug", "taxonomy", "guidelines", "annotations_per_sample", "needs_caution_policy"]
+        }
         obj.pk = services.create_project(created_by=request.user, **fields).pk
 
     def get_urls(self):
         return [
-            path("<int:project_id>/import/", self.admin_site.admin_view(self.import_view), name="annotation_project_import"),
+            path(
+                "<int:project_id>/import/",
+                self.admin_site.admin_view(self.import_view),
+                name="annotation_project_import",
+            ),
             *super().get_urls(),
         ]
 
@@ -52,9 +59,17 @@ class ProjectAdmin(admin.ModelAdmin):
                     created_by=request.user,
                 )
                 transaction.on_commit(lambda: import_batch_task.delay(batch.pk), robust=True)
-            self.message_user(request, f"Import {batch.pk} of {stored.name} started; see Import batches.", messages.SUCCESS)
+            self.message_user(
+                request, f"Import {batch.pk} of {stored.name} started; see Import batches.", messages.SUCCESS
+            )
             return redirect(reverse("admin:annotation_importbatch_change", args=[batch.pk]))
-        context = {**self.admin_site.each_context(request), "title": f"Import samples into {project}", "form": form, "project": project, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import samples into {project}",
+            "form": form,
+            "project": project,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/annotation/project/import.html", context)
 
     @admin.action(description="Export (Aegis 2.0 columns, JSONL + Parquet + CSV)")
@@ -95,7 +110,18 @@ class SampleAdmin(admin.ModelAdmin):
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "filename", "adapter", "status", "rows_read", "created_count", "duplicate_count", "existing_count", "created_at"]
+    list_display = [
+        "id",
+        "project",
+        "filename",
+        "adapter",
+        "status",
+        "rows_read",
+        "created_count",
+        "duplicate_count",
+        "existing_count",
+        "created_at",
+    ]
     list_filter = ["status", "adapter"]
     readonly_fields = [f.name for f in ImportBatch._meta.fields]
 

@@ -1,4 +1,5 @@
 """REST API of the annotation app: projects, samples, imports and exports. Thin views."""
+
 from pathlib import Path
 
 from django.db import transaction
@@ -40,8 +41,12 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         page = self.paginate_queryset(selectors.project_samples(self.get_object()))
         return self.get_paginated_response(SampleSerializer(page, many=True).data)
 
-    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAdminUser],
-            parser_classes=[MultiPartParser, FormParser])
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        permission_classes=[permissions.IsAdminUser],
+        parser_classes=[MultiPartParser, FormParser],
+    )
     def imports(self, request, pk=None):
         project = self.get_object()
         if request.method == "GET":

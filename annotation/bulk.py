@@ -4,6 +4,7 @@ Django's bulk_create spends most of an import compiling SQL value by value; thes
 plain tuples instead. Callers run inside ``transaction.atomic()`` (on SQLite that holds the
 write lock, since the connection begins transactions IMMEDIATE) and pass JSON as text.
 """
+
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -46,3 +47,14 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
         else:
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})', list(rows))
+
+
+def refresh_planner_statistics(model: type[Model]) -> None:
+    """ANALYZE on PostgreSQL, so lookups inside a long import keep using the indexes.
+
+    Rows written earlier in the same transaction are invisible to autovacuum; without this
+    the planner believes the table is still small and scans it for every chunk.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f'ANALYZE "{model._meta.db_table}"')

@@ -1,4 +1,5 @@
 """The Aegis 2.0 release format: columns, deterministic splits and the file writers."""
+
 import csv
 import hashlib
 import io
@@ -76,7 +77,7 @@ class _CsvWriter:
 class _ParquetWriter:
     """Buffers rows and writes them as row groups, so memory stays bounded."""
 
-    ROW_GROUP = 20_000
+    ROW_GROUP = 10_000
 
     def __init__(self, stream: BinaryIO):
         import pyarrow as pa

@@ -1,4 +1,5 @@
 """The one definition of label values, provenance values and their accepted spellings."""
+
 from django.db import models
 
 

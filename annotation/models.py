@@ -1,4 +1,5 @@
 """Projects, samples, annotations, final labels, imports and export snapshots."""
+
 from django.conf import settings
 from django.db import models
 

@@ -1,4 +1,5 @@
 """Reads of the annotation app."""
+
 from collections.abc import Iterator
 from typing import Any
 

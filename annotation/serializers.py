@@ -14,7 +14,16 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "slug", "taxonomy", "guidelines", "annotations_per_sample", "needs_caution_policy", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "taxonomy",
+            "guidelines",
+            "annotations_per_sample",
+            "needs_caution_policy",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
 
 

@@ -1,4 +1,5 @@
 """Writes of the annotation app: projects, imports and exports (atomic, validated)."""
+
 import os
 import shutil
 import tempfile
@@ -7,17 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from taxonomy.models import Taxonomy
-from taxonomy.selectors import CategoryIndex, default_taxonomy
+from taxonomy.selectors import default_taxonomy
 from taxonomy.services import freeze_taxonomy
 
-from .bulk import db_datetime, insert_rows, reserve_ids
 from .exporting import (
     DEFAULT_SPLIT_RATIOS,
     EXPORT_COLUMNS,
@@ -28,12 +26,11 @@ from .exporting import (
     file_digest,
     split_of,
 )
-from .importing.adapters import AdapterContext, get_adapter
-from .importing.errors import ImportDataError, Location, RowError
-from .importing.readers import columns_of, read_records
-from .importing.records import SampleRecord, prompt_and_response
+from .importing.adapters import get_adapter
+from .importing.errors import ImportDataError
+from .importing.writer import import_rows
 from .labels import NeedsCautionPolicy
-from .models import Annotation, ExportSnapshot, FinalLabel, ImportBatch, JobStatus, Project, Sample
+from .models import ExportSnapshot, ImportBatch, JobStatus, Project
 from .selectors import check_export_filters, export_rows
 
 
@@ -76,7 +73,13 @@ def store_upload(uploaded) -> Path:
 
 
 def start_import_batch(
-    project: Project, *, adapter: str, filename: str, stored_path: str = "", source_name: str | None = None, created_by=None
+    project: Project,
+    *,
+    adapter: str,
+    filename: str,
+    stored_path: str = "",
+    source_name: str | None = None,
+    created_by=None,
 ) -> ImportBatch:
     """Records an import to run (now or in a worker); checks the adapter name first."""
     adapter_obj = get_adapter(adapter)
@@ -123,12 +126,24 @@ def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.RUNNING)
     try:
         with transaction.atomic():
-            counts = _import_rows(batch, path)
-    except OSError as error:
-        _fail_batch(batch, f"{batch.filename}: {error.strerror or error}")
-        raise ImportDataError(error.strerror or str(error), batch.filename) from error
+            counts = import_rows(batch, path)
     except ImportDataError as error:
         _fail_batch(batch, str(error))
+        raise
+    except OSError as error:
+        failure = ImportDataError(error.strerror or str(error), batch.filename)
+        _fail_batch(batch, str(failure))
+        raise failure from error
+    except IntegrityError as error:
+        failure = ImportDataError(
+            "another import stored some of these samples at the same time; nothing of this file was stored, "
+            "import it again to add the rest",
+            batch.filename,
+        )
+        _fail_batch(batch, str(failure))
+        raise failure from error
+    except Exception as error:
+        _fail_batch(batch, f"{batch.filename}: unexpected {type(error).__name__}: {error}")
         raise
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), **counts)
     batch.refresh_from_db()
@@ -138,161 +153,6 @@ def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
 def _fail_batch(batch: ImportBatch, message: str) -> None:
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
     batch.refresh_from_db()
-
-
-def _import_rows(batch: ImportBatch, path: Path) -> dict[str, int]:
-    adapter = get_adapter(batch.adapter)
-    project = batch.project
-    columns = columns_of(path, batch.filename)
-    if columns is not None:
-        missing = [c for c in adapter.required_columns if c not in columns]
-        if missing:
-            raise ImportDataError(
-                f"missing column {', '.join(repr(c) for c in missing)} (the file has: {', '.join(columns)})",
-                Location(batch.filename, line=1),
-                missing[0],
-            )
-    ctx = AdapterContext(categories=CategoryIndex.for_taxonomy(project.taxonomy), filename=batch.filename)
-    writer = _BatchWriter(batch)
-    pending: list[tuple[Location, SampleRecord]] = []
-    for index, (location, raw) in enumerate(
-        read_records(path, max_field_bytes=settings.AEGIS_IMPORT_MAX_FIELD_BYTES, display_name=batch.filename),
-        start=1,
-    ):
-        writer.rows_read += 1
-        try:
-            records = adapter.parse(raw, index, ctx)
-        except RowError as error:
-            raise ImportDataError(error.message, location, error.field) from None
-        pending.extend((location, record) for record in records)
-        if len(pending) >= settings.AEGIS_IMPORT_BATCH_SIZE:
-            writer.write(pending)
-            pending = []
-    writer.write(pending)
-    return {
-        "rows_read": writer.rows_read,
-        "created_count": writer.created,
-        "duplicate_count": writer.duplicates,
-        "existing_count": writer.existing,
-    }
-
-
-SAMPLE_COLUMNS = (
-    "id", "project", "uid", "turns", "prompt", "response", "source_name", "source_id",
-    "content_hash", "reconstruction_id", "metadata", "import_batch", "created_at",
-)
-FINAL_LABEL_COLUMNS = (
-    "sample", "prompt_label", "prompt_label_source", "response_label", "response_label_source",
-    "response_refusal", "categories", "import_batch", "updated_at",
-)
-ANNOTATION_COLUMNS = (
-    "sample", "annotator", "prompt_label", "response_label", "response_refusal", "categories",
-    "other_risks", "import_batch", "created_at", "updated_at",
-)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class _BatchWriter:
-    """Writes chunks of records; de-duplicates by content against the chunk and the database."""
-
-    def __init__(self, batch: ImportBatch):
-        self.batch = batch
-        self.project = batch.project
-        self.rows_read = self.created = self.duplicates = self.existing = 0
-        self.annotator_ids: dict[str, int] = {}
-
-    def uid_for(self, record: SampleRecord) -> str:
-        return record.uid or f"{self.batch.source_name}-{record.source_id}"
-
-    def write(self, chunk: list[tuple[Location, SampleRecord]]) -> None:
-        if not chunk:
-            return
-        keyed = [(location, record, self.uid_for(record), record.content_hash) for location, record in chunk]
-        stored_by_hash = dict(
-            Sample.objects.filter(project=self.project, content_hash__in={k[3] for k in keyed}).values_list(
-                "content_hash", "import_batch_id"
-            )
-        )
-        stored_uids = dict(
-            Sample.objects.filter(project=self.project, uid__in={k[2] for k in keyed}).values_list("uid", "import_batch_id")
-        )
-        new_by_hash: dict[str, Location] = {}
-        new_by_uid: dict[str, Location] = {}
-        to_create: list[tuple[str, str, SampleRecord, str, str | None]] = []
-        for location, record, uid, content_hash in keyed:
-            if content_hash in stored_by_hash or content_hash in new_by_hash:
-                if content_hash in new_by_hash or stored_by_hash[content_hash] == self.batch.pk:
-                    self.duplicates += 1
-                else:
-                    self.existing += 1
-                continue
-            if uid in new_by_uid:
-                raise ImportDataError(
-                    f"duplicate id {uid!r}: {new_by_uid[uid]} has the same id with different content",
-                    location,
-                    "id",
-                )
-            if uid in stored_uids:
-                where = "earlier in this file" if stored_uids[uid] == self.batch.pk else "by a sample already in the project"
-                raise ImportDataError(f"duplicate id {uid!r}: used {where} with different content", location, "id")
-            new_by_hash[content_hash] = location
-            new_by_uid[uid] = location
-            try:
-                prompt, response = prompt_and_response(record.turns)
-            except RowError as error:
-                raise ImportDataError(error.message, location, error.field) from None
-            to_create.append((uid, content_hash, record, prompt, response))
-        if to_create:
-            self._insert(to_create)
-
-    def _insert(self, new: list[tuple[str, str, SampleRecord, str, str | None]]) -> None:
-        """Writes samples, their final labels and annotations as plain rows (see annotation.bulk)."""
-        now = db_datetime(timezone.now())
-        ids = reserve_ids(Sample, len(new))
-        project, batch, source = self.project.pk, self.batch.pk, self.batch.source_name
-        samples, finals, annotations = [], [], []
-        for sample_id, (uid, content_hash, record, prompt, response) in zip(ids, new):
-            samples.append(
-                (
-                    sample_id, project, uid, _json(record.turns), prompt, response, source, record.source_id,
-                    content_hash, record.reconstruction_id, _json(record.metadata), batch, now,
-                )
-            )
-            final = record.final_label
-            if final is not None:
-                finals.append(
-                    (
-                        sample_id, final.prompt_label, final.prompt_label_source, final.response_label,
-                        final.response_label_source, final.response_refusal, _json(final.categories), batch, now,
-                    )
-                )
-            for annotation in record.annotations:
-                annotations.append(
-                    (
-                        sample_id, self._annotator_id(annotation.annotator), annotation.prompt_label,
-                        annotation.response_label, annotation.response_refusal, _json(annotation.categories),
-                        "", batch, now, now,
-                    )
-                )
-        insert_rows(Sample, SAMPLE_COLUMNS, samples)
-        insert_rows(FinalLabel, FINAL_LABEL_COLUMNS, finals)
-        insert_rows(Annotation, ANNOTATION_COLUMNS, annotations)
-        self.created += len(new)
-
-    def _annotator_id(self, name: str) -> int:
-        """An existing user of that name, or an inactive account standing for an imported annotator."""
-        if name not in self.annotator_ids:
-            user_model = get_user_model()
-            user = user_model.objects.filter(username=name).first()
-            if user is None:
-                user = user_model(username=name, is_active=False)
-                user.set_unusable_password()
-                user.save()
-            self.annotator_ids[name] = user.pk
-        return self.annotator_ids[name]
 
 
 def start_export(
@@ -361,7 +221,9 @@ def export_dataset(project: Project, **options: Any) -> ExportSnapshot:
 
 
 def _fail_export(snapshot: ExportSnapshot, message: str) -> None:
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
+        status=JobStatus.FAILED, error=message, finished_at=timezone.now()
+    )
     snapshot.refresh_from_db()
 
 
@@ -379,7 +241,12 @@ def _manifest(snapshot: ExportSnapshot, files: SplitFiles, folder: Path) -> dict
         "filters": snapshot.filters,
         "counts": counts,
         "files": {
-            path.name: {**file_digest(path), "split": path.stem, "format": path.suffix[1:], "rows": counts[path.stem]["rows"]}
+            path.name: {
+                **file_digest(path),
+                "split": path.stem,
+                "format": path.suffix[1:],
+                "rows": counts[path.stem]["rows"],
+            }
             for path in sorted(folder.iterdir())
         },
         "created_at": timezone.now().isoformat(),

@@ -1,4 +1,5 @@
 """Celery tasks of the annotation app: thin shells around the services."""
+
 from celery import shared_task
 
 from .importing.errors import ImportDataError

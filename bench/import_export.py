@@ -6,6 +6,7 @@ Each phase runs in its own process so its peak RSS is its own. PostgreSQL uses a
 database (aegis_bench) on AEGIS_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres).
 Prints one line per (database, size, phase) and the targets from the foundation issue.
 """
+
 import argparse
 import json
 import os
@@ -18,7 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
-CATEGORIES = ["Violence", "Criminal Planning/Confessions", "Hate/Identity Hate", "PII/Privacy", "Harassment", "Fraud/Deception"]
+CATEGORIES = [
+    "Violence",
+    "Criminal Planning/Confessions",
+    "Hate/Identity Hate",
+    "PII/Privacy",
+    "Harassment",
+    "Fraud/Deception",
+]
 WORDS = "the of to and a in is it you that he was for on are with as I his they be at one have this from".split()
 TARGETS = {("postgres", 35000, "import"): 5.0, ("postgres", 35000, "export"): 3.0}
 RSS_TARGET_MB = {("postgres", 1000000, "export"): 300}
@@ -51,7 +59,12 @@ def generate(path: Path, size: int) -> None:
 
 def run_phase(phase: str, database_url: str, data: Path, out: Path) -> tuple[float, float]:
     """Runs one phase in a child process; returns (seconds, peak RSS in MB) of that child."""
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings", "DB_CONN_MAX_AGE": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DB_CONN_MAX_AGE": "0",
+    }
     env.pop("REDIS_URL", None)
     process = subprocess.Popen([sys.executable, __file__, "--phase", phase, str(data), str(out)], cwd=ROOT, env=env)
     _, status, usage = os.wait4(process.pid, 0)
@@ -117,11 +130,14 @@ def main() -> None:
                     target = []
                     if (kind, size, phase) in TARGETS:
                         limit = TARGETS[(kind, size, phase)]
-                        target.append(f"≤ {limit} s: {'met' if seconds <= limit else 'MISSED'} ({limit / seconds:.1f}x)")
+                        target.append(
+                            f"≤ {limit} s: {'met' if seconds <= limit else 'MISSED'} ({limit / seconds:.1f}x)"
+                        )
                     if (kind, size, phase) in RSS_TARGET_MB:
                         limit = RSS_TARGET_MB[(kind, size, phase)]
                         target.append(f"≤ {limit} MB: {'met' if peak <= limit else 'MISSED'}")
-                    print(f"{kind:9} {size:>9} {phase:7} {seconds:8.2f} {size / seconds:9.0f} {peak:8.0f}  {'; '.join(target)}", flush=True)
+                    figures = f"{seconds:8.2f} {size / seconds:9.0f} {peak:8.0f}"
+                    print(f"{kind:9} {size:>9} {phase:7} {figures}  {'; '.join(target)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The Celery app. Queues: ``default`` (I/O, HTTP backends, CPU guards) and ``gpu`` (models)."""
+
 import os
 
 from celery import Celery

@@ -3,6 +3,7 @@
 With no environment at all the app runs embedded: SQLite under ``var/`` and Celery tasks
 run in-process. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and real workers.
 """
+
 import os
 import secrets
 from pathlib import Path

@@ -1,4 +1,5 @@
 """REST API for taxonomies: list, read, create custom ones, new versions, prompt block."""
+
 from django.db import transaction
 from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
@@ -28,7 +29,10 @@ class TaxonomyViewSet(viewsets.ModelViewSet):
         data = serializer.validated_data
         try:
             taxonomy = create_taxonomy(
-                slug=data["slug"], name=data["name"], description=data.get("description", ""), categories=data["categories"]
+                slug=data["slug"],
+                name=data["name"],
+                description=data.get("description", ""),
+                categories=data["categories"],
             )
         except TaxonomyError as error:
             raise ValidationError({"detail": str(error)}) from None

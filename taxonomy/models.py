@@ -1,4 +1,5 @@
 """Versioned hazard taxonomies, their categories and the mappings between taxonomies."""
+
 from django.db import models
 
 

@@ -1,4 +1,5 @@
 """The one definition of how a taxonomy is written into a guard or juror prompt."""
+
 from collections.abc import Iterable
 
 from .models import Category, Taxonomy

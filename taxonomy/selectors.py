@@ -1,4 +1,5 @@
 """Reads of taxonomies: lookups by code, name or alias, and mappings."""
+
 from dataclasses import dataclass
 
 from django.db.models import Max

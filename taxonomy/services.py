@@ -1,4 +1,5 @@
 """Writes of taxonomies: built-in data files, custom taxonomies, freezing and new versions."""
+
 import json
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,12 @@ def validate_categories(categories: list[dict[str, Any]], where: str) -> list[di
 
 def _create_categories(taxonomy: Taxonomy, categories: list[dict[str, Any]]) -> None:
     Category.objects.bulk_create(
-        Category(taxonomy=taxonomy, position=position, **category)
-        for position, category in enumerate(categories)
+        Category(taxonomy=taxonomy, position=position, **category) for position, category in enumerate(categories)
     )
 
 
 @transaction.atomic
-def create_taxonomy(
-    *, slug: str, name: str, categories: list[dict[str, Any]], description: str = ""
-) -> Taxonomy:
+def create_taxonomy(*, slug: str, name: str, categories: list[dict[str, Any]], description: str = "") -> Taxonomy:
     """A new custom taxonomy (version 1 of a new slug), editable until a project uses it."""
     if Taxonomy.objects.filter(slug=slug).exists():
         raise TaxonomyError(f"taxonomy {slug!r} exists already: make a new version of it instead")

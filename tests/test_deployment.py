@@ -1,4 +1,5 @@
 """docker-compose.yml parses with Compose itself and describes the full stack."""
+
 import os
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ def compose_command() -> list[str]:
 def compose_config(**env: str) -> subprocess.CompletedProcess:
     command = compose_command()
     base = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
-    return subprocess.run([*command, "-f", "docker-compose.yml", "config"], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+    return subprocess.run(
+        [*command, "-f", "docker-compose.yml", "config"], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
 
 
 def test_compose_file_is_valid_and_complete():

@@ -1,4 +1,5 @@
 """Settings from the environment: production checks, the secret key, the Celery switch."""
+
 import os
 import subprocess
 import sys
@@ -9,13 +10,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG")}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
     result = manage(
-        "check", "--deploy", "--fail-level", "WARNING",
-        DEBUG="0", SECRET_KEY="x" * 20 + "a-long-and-random-production-secret-key-123", ALLOWED_HOSTS="aegis.example.org",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "a-long-and-random-production-secret-key-123",
+        ALLOWED_HOSTS="aegis.example.org",
         AEGIS_VAR_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr + result.stdout
@@ -41,8 +49,13 @@ def test_embedded_default_uses_sqlite_and_in_process_tasks(tmp_path):
     result = manage("shell", "--no-imports", "-c", code, AEGIS_VAR_DIR=str(tmp_path))
     assert result.stdout.split() == ["django.db.backends.sqlite3", "True", str(tmp_path / "aegis.sqlite3")]
     result = manage(
-        "shell", "--no-imports", "-c", code + ";print(s.CELERY_BROKER_URL)",
-        AEGIS_VAR_DIR=str(tmp_path), DATABASE_URL="postgres://u@db:5432/aegis", REDIS_URL="redis://cache:6379/0",
+        "shell",
+        "--no-imports",
+        "-c",
+        code + ";print(s.CELERY_BROKER_URL)",
+        AEGIS_VAR_DIR=str(tmp_path),
+        DATABASE_URL="postgres://u@db:5432/aegis",
+        REDIS_URL="redis://cache:6379/0",
     )
     assert result.stdout.split() == ["django.db.backends.postgresql", "False", "aegis", "redis://cache:6379/0"]
 
@@ -51,7 +64,10 @@ def test_web_app_does_not_import_torch(tmp_path):
     code = "import sys, django; django.setup(); import config.urls, config.celery; print('torch' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "AEGIS_VAR_DIR": str(tmp_path)},
     )
     assert result.stdout.strip() == "False", result.stderr

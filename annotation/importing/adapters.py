@@ -3,13 +3,14 @@
 Adapters know column names and label vocabularies; storing, de-duplication and
 transactions belong to ``annotation.services.import_samples``.
 """
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from taxonomy.selectors import CategoryIndex, map_categories
 from taxonomy.models import Taxonomy, TaxonomyMapping
+from taxonomy.selectors import CategoryIndex, map_categories
 
 from ..labels import LabelSource, SafetyLabel, parse_label_source, parse_refusal_label, parse_safety_label
 from .errors import RowError
@@ -248,7 +249,11 @@ class OpenAIModerationAdapter(Adapter):
             prompt_label_source=LabelSource.IMPORTED.value,
             categories=ctx.map_from("openai-moderation", raised),
         )
-        return [SampleRecord(source_id=str(index), turns=dialogue(prompt, None), metadata={"flags": flags}, final_label=final)]
+        return [
+            SampleRecord(
+                source_id=str(index), turns=dialogue(prompt, None), metadata={"flags": flags}, final_label=final
+            )
+        ]
 
 
 class XSTestPromptsAdapter(Adapter):
@@ -359,7 +364,12 @@ class AARTAdapter(Adapter):
             if record.get(key)
         }
         return [
-            SampleRecord(source_id=str(index), turns=dialogue(text_field(record, "prompt"), None), metadata=metadata, final_label=final)
+            SampleRecord(
+                source_id=str(index),
+                turns=dialogue(text_field(record, "prompt"), None),
+                metadata=metadata,
+                final_label=final,
+            )
         ]
 
 
@@ -454,11 +464,21 @@ class GenericJSONLAdapter(Adapter):
         if prompt_label or response_label or refusal:
             final = FinalLabelRecord(
                 prompt_label=prompt_label,
-                prompt_label_source=label_source(text_field(record, "prompt_label_source", required=False), "prompt_label_source") if prompt_label else None,
+                prompt_label_source=label_source(
+                    text_field(record, "prompt_label_source", required=False), "prompt_label_source"
+                )
+                if prompt_label
+                else None,
                 response_label=response_label,
-                response_label_source=label_source(text_field(record, "response_label_source", required=False), "response_label_source") if response_label else None,
+                response_label_source=label_source(
+                    text_field(record, "response_label_source", required=False), "response_label_source"
+                )
+                if response_label
+                else None,
                 response_refusal=refusal,
-                categories=ctx.resolve_categories(split_categories(record.get("categories"), "categories"), "categories"),
+                categories=ctx.resolve_categories(
+                    split_categories(record.get("categories"), "categories"), "categories"
+                ),
             )
         uid = text_field(record, "id", required=False)
         return [
@@ -487,10 +507,18 @@ class GenericJSONLAdapter(Adapter):
             annotations.append(
                 AnnotationRecord(
                     annotator=annotator.strip(),
-                    prompt_label=safety_label(text_field(item, "prompt_label", required=False), f"{where}.prompt_label"),
-                    response_label=safety_label(text_field(item, "response_label", required=False), f"{where}.response_label"),
-                    response_refusal=refusal_label(text_field(item, "response_refusal", required=False), f"{where}.response_refusal"),
-                    categories=ctx.resolve_categories(split_categories(item.get("categories"), f"{where}.categories"), f"{where}.categories"),
+                    prompt_label=safety_label(
+                        text_field(item, "prompt_label", required=False), f"{where}.prompt_label"
+                    ),
+                    response_label=safety_label(
+                        text_field(item, "response_label", required=False), f"{where}.response_label"
+                    ),
+                    response_refusal=refusal_label(
+                        text_field(item, "response_refusal", required=False), f"{where}.response_refusal"
+                    ),
+                    categories=ctx.resolve_categories(
+                        split_categories(item.get("categories"), f"{where}.categories"), f"{where}.categories"
+                    ),
                 )
             )
         return annotations

@@ -1,4 +1,5 @@
 """Import errors that say which file, line (or row) and field went wrong."""
+
 from dataclasses import dataclass
 
 

@@ -3,6 +3,7 @@
 Each reader yields ``(Location, dict)``; records are decoded strictly as UTF-8 and every
 string value is checked against the field-size limit before an adapter sees it.
 """
+
 import csv
 import gzip
 import io
@@ -25,12 +26,16 @@ def detect_format(path: str | Path) -> str:
     name = Path(path).name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".csv", "csv"), (".parquet", "parquet")):
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "json"),
+        (".csv", "csv"),
+        (".parquet", "parquet"),
+    ):
         if name.endswith(suffix):
             return fmt
-    raise ImportDataError(
-        "unknown file type: expected .jsonl, .json, .csv or .parquet (optionally .gz)", str(path)
-    )
+    raise ImportDataError("unknown file type: expected .jsonl, .json, .csv or .parquet (optionally .gz)", str(path))
 
 
 def _open_binary(path: Path) -> BinaryIO:
@@ -44,8 +49,7 @@ def _decode(raw: bytes, location: Location) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ImportDataError(
-            f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); "
-            "save the file as UTF-8",
+            f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1}); save the file as UTF-8",
             location,
         ) from None
 
@@ -154,7 +158,9 @@ def _read_parquet(path: Path, name: str) -> Iterator[tuple[Location, Record]]:
 _READERS = {"jsonl": _read_jsonl, "json": _read_json_array, "csv": _read_csv, "parquet": _read_parquet}
 
 
-def read_records(path: str | Path, *, max_field_bytes: int, display_name: str | None = None) -> Iterator[tuple[Location, Record]]:
+def read_records(
+    path: str | Path, *, max_field_bytes: int, display_name: str | None = None
+) -> Iterator[tuple[Location, Record]]:
     """Yields the file's records in order; raises ImportDataError for an empty or broken file."""
     path = Path(path)
     name = display_name or path.name

@@ -1,4 +1,5 @@
 """What an adapter makes of one source record, before it is stored."""
+
 import hashlib
 from dataclasses import dataclass, field
 

@@ -1,4 +1,5 @@
 """The REST API for imports and exports, through Celery (in-process, or a real worker on Redis)."""
+
 import pytest
 
 from annotation.models import ExportSnapshot, ImportBatch, Sample

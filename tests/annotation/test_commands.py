@@ -1,4 +1,5 @@
 """The import_samples and export_dataset commands."""
+
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_import_then_export_from_the_command_line(project, shared_data, tmp_path, capsys):
-    call_command("import_samples", str(shared_data / "xstest/xstest_prompts.csv"), project="test", adapter="xstest_prompts")
+    call_command(
+        "import_samples", str(shared_data / "xstest/xstest_prompts.csv"), project="test", adapter="xstest_prompts"
+    )
     assert "450 samples added" in capsys.readouterr().out
     call_command("export_dataset", project="test", out=str(tmp_path / "out"), formats=["jsonl"], split="1,0,0")
     out = capsys.readouterr().out

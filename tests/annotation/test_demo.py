@@ -1,4 +1,5 @@
 """The demo data command behind the README's first command."""
+
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command

@@ -1,4 +1,5 @@
 """Export: the Aegis 2.0 columns, splits, manifest, datasets, round trip, atomic writes."""
+
 import json
 from pathlib import Path
 
@@ -16,9 +17,17 @@ RATIOS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 @pytest.fixture
 def labelled(project, shared_data):
     import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
-    import_samples(project, shared_data / "simple_safety_tests/SimpleSafetyTests_test_cases.csv", adapter="simple_safety_tests")
-    import_samples(project, shared_data / "guardreasoner_benchmarks/benchmark/0_6_xstest_response_harmful.json", adapter="guardreasoner")
-    import_samples(project, shared_data / "hh_rlhf_harmless_base/test.jsonl.gz", adapter="hh_rlhf")  # unlabelled: not exported
+    import_samples(
+        project, shared_data / "simple_safety_tests/SimpleSafetyTests_test_cases.csv", adapter="simple_safety_tests"
+    )
+    import_samples(
+        project,
+        shared_data / "guardreasoner_benchmarks/benchmark/0_6_xstest_response_harmful.json",
+        adapter="guardreasoner",
+    )
+    import_samples(
+        project, shared_data / "hh_rlhf_harmless_base/test.jsonl.gz", adapter="hh_rlhf"
+    )  # unlabelled: not exported
     return project
 
 
@@ -40,13 +49,19 @@ def test_export_files_columns_and_manifest(labelled, tmp_path):
         assert all(split_of(row["id"], RATIOS, "aegis") == split for row in split_rows)
         assert pq.read_table(folder / f"{split}.parquet").to_pylist() == split_rows
     sst = next(row for row in everything if row["id"] == "simple_safety_tests-sst_001")
-    assert (sst["prompt_label"], sst["violated_categories"], sst["response"]) == ("unsafe", "Suicide and Self Harm", None)
+    assert (sst["prompt_label"], sst["violated_categories"], sst["response"]) == (
+        "unsafe",
+        "Suicide and Self Harm",
+        None,
+    )
 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest == snapshot.manifest
     assert manifest["taxonomy"]["slug"] == "aegis-2.0"
     assert sum(manifest["counts"][s]["rows"] for s in rows) == len(everything)
-    assert manifest["counts"]["train"]["prompt_label"]["unsafe"] == sum(r["prompt_label"] == "unsafe" for r in rows["train"])
+    assert manifest["counts"]["train"]["prompt_label"]["unsafe"] == sum(
+        r["prompt_label"] == "unsafe" for r in rows["train"]
+    )
     import hashlib
 
     for name, entry in manifest["files"].items():
@@ -91,8 +106,10 @@ def test_round_trip_is_byte_identical(labelled, tmp_path):
 def test_needs_caution_policy_and_filters(project, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text(
-        json.dumps({"id": "nc", "prompt": "hmm", "prompt_label": "needs caution", "categories": ["S13"]}) + "\n"
-        + json.dumps({"id": "u", "prompt": "bad", "prompt_label": "unsafe", "categories": ["S1"]}) + "\n",
+        json.dumps({"id": "nc", "prompt": "hmm", "prompt_label": "needs caution", "categories": ["S13"]})
+        + "\n"
+        + json.dumps({"id": "u", "prompt": "bad", "prompt_label": "unsafe", "categories": ["S1"]})
+        + "\n",
         encoding="utf-8",
     )
     import_samples(project, path, adapter="generic", source_name="mine")
@@ -107,7 +124,11 @@ def test_needs_caution_policy_and_filters(project, tmp_path):
     rows = {row["id"]: row for row in read_jsonl(out / "train.jsonl")}
     assert (rows["nc"]["prompt_label"], rows["nc"]["violated_categories"]) == ("safe", "")
 
-    out = Path(export_dataset(project, split_ratios={"train": 1.0}, filters={"sources": ["elsewhere"]}, directory=tmp_path / "c").directory)
+    out = Path(
+        export_dataset(
+            project, split_ratios={"train": 1.0}, filters={"sources": ["elsewhere"]}, directory=tmp_path / "c"
+        ).directory
+    )
     assert read_jsonl(out / "train.jsonl") == []
 
 

@@ -1,4 +1,5 @@
 """Bad input: a clear error naming file, line and field, and nothing stored."""
+
 import gzip
 import json
 
@@ -99,7 +100,9 @@ def test_header_only_csv(project, tmp_path):
 def test_ten_megabyte_field(project, tmp_path):
     path = tmp_path / "big.jsonl"
     path.write_text(lines(GOOD, {**GOOD, "id": "big", "prompt": "A" * (10 * 1024 * 1024)}), encoding="utf-8")
-    assert_rejected(project, path, "aegis2", "big.jsonl, line 2, field 'prompt'", "10,485,760 bytes", "AEGIS_IMPORT_MAX_FIELD_BYTES")
+    assert_rejected(
+        project, path, "aegis2", "big.jsonl, line 2, field 'prompt'", "10,485,760 bytes", "AEGIS_IMPORT_MAX_FIELD_BYTES"
+    )
 
 
 def test_ten_megabyte_csv_cell(project, tmp_path):
@@ -147,7 +150,9 @@ def test_missing_file(project, tmp_path):
 
 def test_error_after_many_good_rows_stores_nothing(project, tmp_path, settings):
     settings.AEGIS_IMPORT_BATCH_SIZE = 10
-    rows = [{**GOOD, "id": f"r{i}", "prompt": f"p{i}"} for i in range(55)] + [{**GOOD, "id": "bad", "prompt_label": "?"}]
+    rows = [{**GOOD, "id": f"r{i}", "prompt": f"p{i}"} for i in range(55)] + [
+        {**GOOD, "id": "bad", "prompt_label": "?"}
+    ]
     path = tmp_path / "rows.jsonl"
     path.write_text(lines(*rows), encoding="utf-8")
     assert_rejected(project, path, "aegis2", "line 56, field 'prompt_label'")

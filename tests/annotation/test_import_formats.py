@@ -1,4 +1,5 @@
 """Adapters for formats not shipped in ../shared/data, on small files written here."""
+
 import gzip
 import json
 
@@ -93,7 +94,10 @@ def test_aegis1_labels_become_annotations(project, tmp_path):
         "aegis1.labels_2": ("needs_caution", []),
     }
     dialogue = Sample.objects.get(uid="aegis1-a2")
-    assert dialogue.turns == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello, how can I help?"}]
+    assert dialogue.turns == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello, how can I help?"},
+    ]
 
 
 def test_generic_jsonl(project, tmp_path, django_user_model):

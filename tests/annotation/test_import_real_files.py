@@ -1,4 +1,5 @@
 """Every adapter on the real files in ../shared/data: row counts and label counts."""
+
 import csv
 import gzip
 import json
@@ -35,7 +36,9 @@ def test_openai_moderation(project, shared_data):
     assert (batch.rows_read, batch.created_count, batch.duplicate_count) == (1680, len(unique), 1680 - len(unique))
     unsafe = sum(any(r.get(f) == 1 for f in "S H V HR SH S3 H2 V2".split()) for r in unique)
     assert final_labels(project, "prompt_label") == {"unsafe": unsafe, "safe": len(unique) - unsafe}
-    violent = Sample.objects.get(project=project, prompt=next(r["prompt"] for r in unique if r.get("V") == 1 and r.get("S") == 0))
+    violent = Sample.objects.get(
+        project=project, prompt=next(r["prompt"] for r in unique if r.get("V") == 1 and r.get("S") == 0)
+    )
     assert "S1" in violent.final_label.categories
 
 
@@ -120,7 +123,9 @@ def test_guardreasoner_benchmarks(project, shared_data, name):
     rows_expected, harmful, unharmful, task = GUARDREASONER[name]
     path = shared_data / "guardreasoner_benchmarks/benchmark" / name
     rows = json.loads(path.read_text(encoding="utf-8"))
-    gold = ["harmful" if r["output"].strip().endswith(" harmful") or r["output"] == "harmful" else "unharmful" for r in rows]
+    gold = [
+        "harmful" if r["output"].strip().endswith(" harmful") or r["output"] == "harmful" else "unharmful" for r in rows
+    ]
     assert (len(rows), gold.count("harmful"), gold.count("unharmful")) == (rows_expected, harmful, unharmful)
     unique = first_occurrences(list(zip(rows, gold)), lambda pair: pair[0]["input"])
 

@@ -1,4 +1,5 @@
 """Built-in taxonomies, mappings, custom taxonomies, freezing, versions and the prompt block."""
+
 import json
 
 import pytest
@@ -12,12 +13,28 @@ from taxonomy.services import DATA_DIR, TaxonomyError, create_taxonomy, new_taxo
 pytestmark = pytest.mark.django_db
 
 AEGIS2 = {
-    "S1": "Violence", "S2": "Sexual", "S3": "Criminal Planning/Confessions", "S4": "Guns and Illegal Weapons",
-    "S5": "Controlled/Regulated Substances", "S6": "Suicide and Self Harm", "S7": "Sexual (minor)",
-    "S8": "Hate/Identity Hate", "S9": "PII/Privacy", "S10": "Harassment", "S11": "Threat", "S12": "Profanity",
-    "S13": "Needs Caution", "S14": "Other", "S15": "Manipulation", "S16": "Fraud/Deception", "S17": "Malware",
-    "S18": "High Risk Gov Decision Making", "S19": "Political/Misinformation/Conspiracy",
-    "S20": "Copyright/Trademark/Plagiarism", "S21": "Unauthorized Advice", "S22": "Illegal Activity",
+    "S1": "Violence",
+    "S2": "Sexual",
+    "S3": "Criminal Planning/Confessions",
+    "S4": "Guns and Illegal Weapons",
+    "S5": "Controlled/Regulated Substances",
+    "S6": "Suicide and Self Harm",
+    "S7": "Sexual (minor)",
+    "S8": "Hate/Identity Hate",
+    "S9": "PII/Privacy",
+    "S10": "Harassment",
+    "S11": "Threat",
+    "S12": "Profanity",
+    "S13": "Needs Caution",
+    "S14": "Other",
+    "S15": "Manipulation",
+    "S16": "Fraud/Deception",
+    "S17": "Malware",
+    "S18": "High Risk Gov Decision Making",
+    "S19": "Political/Misinformation/Conspiracy",
+    "S20": "Copyright/Trademark/Plagiarism",
+    "S21": "Unauthorized Advice",
+    "S22": "Illegal Activity",
     "S23": "Immoral/Unethical",
 }
 
@@ -130,7 +147,9 @@ def test_taxonomy_api(admin_client, client):
     pk = response.json()["id"]
     assert admin_client.get(f"/api/taxonomies/{pk}/prompt-block/").json() == {"block": "L1: Legal advice."}
     frozen = get_taxonomy("aegis-2.0")
-    response = admin_client.put(f"/api/taxonomies/{frozen.pk}/", {"categories": body["categories"]}, content_type="application/json")
+    response = admin_client.put(
+        f"/api/taxonomies/{frozen.pk}/", {"categories": body["categories"]}, content_type="application/json"
+    )
     assert response.status_code == 400 and "frozen" in response.json()["detail"]
     response = admin_client.post(f"/api/taxonomies/{frozen.pk}/new-version/", {}, content_type="application/json")
     assert response.status_code == 201 and response.json()["version"] == 2

@@ -13,11 +13,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--out", help="new folder to write (default: MEDIA_ROOT/exports/<project>/<id>)")
-        parser.add_argument("--format", action="append", choices=EXPORT_FORMATS, dest="formats", help="repeatable; default all")
-        parser.add_argument("--split", default="0.9,0.05,0.05", help="train,validation,test ratios (default 0.9,0.05,0.05)")
+        parser.add_argument(
+            "--format", action="append", choices=EXPORT_FORMATS, dest="formats", help="repeatable; default all"
+        )
+        parser.add_argument(
+            "--split", default="0.9,0.05,0.05", help="train,validation,test ratios (default 0.9,0.05,0.05)"
+        )
         parser.add_argument("--seed", default="aegis", help="split seed")
-        parser.add_argument("--source", action="append", dest="sources", help="only samples from this source (repeatable)")
-        parser.add_argument("--label-source", action="append", dest="label_sources", help="only labels with this provenance")
+        parser.add_argument(
+            "--source", action="append", dest="sources", help="only samples from this source (repeatable)"
+        )
+        parser.add_argument(
+            "--label-source", action="append", dest="label_sources", help="only labels with this provenance"
+        )
 
     def handle(self, *args, **options):
         try:
@@ -25,7 +33,9 @@ class Command(BaseCommand):
         except Project.DoesNotExist:
             raise CommandError(f"no project with slug {options['project']!r}") from None
         try:
-            ratios = dict(zip(("train", "validation", "test"), (float(x) for x in options["split"].split(",")), strict=True))
+            ratios = dict(
+                zip(("train", "validation", "test"), (float(x) for x in options["split"].split(",")), strict=True)
+            )
         except ValueError:
             raise CommandError(f"--split {options['split']!r}: expected three numbers like 0.9,0.05,0.05") from None
         filters = {key: options[key] for key in ("sources", "label_sources") if options[key]}
