@@ -41,7 +41,8 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
     columns = ", ".join(f'"{model._meta.get_field(name).column}"' for name in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+            # The raw psycopg cursor: wrap its errors as Django's (IntegrityError and so on).
+            with connection.wrap_database_errors, cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
