@@ -44,6 +44,13 @@ class AdapterContext:
                 codes.append(category.code)
         return codes
 
+    def parse_categories(self, value: Any, field_name: str) -> list[str]:
+        """A category list (comma-separated text or a list) → codes; a whole-string alias wins
+        over splitting, since some aliases (BeaverTails keys) hold commas."""
+        if isinstance(value, str) and value.strip() and (category := self.categories.resolve(value)):
+            return [category.code]
+        return self.resolve_categories(split_categories(value, field_name), field_name)
+
     def known_categories(self, names: list[str]) -> list[str]:
         """Like resolve_categories, but drops names the project's taxonomy lacks."""
         return [c.code for c in filter(None, map(self.categories.resolve, names))]
@@ -148,9 +155,7 @@ class Aegis2Adapter(Adapter):
         response_label = safety_label(text_field(record, "response_label", required=False), "response_label")
         if response_label is not None and response is None:
             raise RowError("a response label needs a response", "response_label")
-        categories = ctx.resolve_categories(
-            split_categories(record.get("violated_categories"), "violated_categories"), "violated_categories"
-        )
+        categories = ctx.parse_categories(record.get("violated_categories"), "violated_categories")
         final = FinalLabelRecord(
             prompt_label=prompt_label,
             prompt_label_source=(
@@ -476,9 +481,7 @@ class GenericJSONLAdapter(Adapter):
                 if response_label
                 else None,
                 response_refusal=refusal,
-                categories=ctx.resolve_categories(
-                    split_categories(record.get("categories"), "categories"), "categories"
-                ),
+                categories=ctx.parse_categories(record.get("categories"), "categories"),
             )
         uid = text_field(record, "id", required=False)
         return [
@@ -516,9 +519,7 @@ class GenericJSONLAdapter(Adapter):
                     response_refusal=refusal_label(
                         text_field(item, "response_refusal", required=False), f"{where}.response_refusal"
                     ),
-                    categories=ctx.resolve_categories(
-                        split_categories(item.get("categories"), f"{where}.categories"), f"{where}.categories"
-                    ),
+                    categories=ctx.parse_categories(item.get("categories"), f"{where}.categories"),
                 )
             )
         return annotations

@@ -133,3 +133,20 @@ def test_generic_jsonl(project, tmp_path, django_user_model):
     assert sample.annotations.get(annotator__username="alice").categories == ["S9"]
     assert django_user_model.objects.get(username="bob").is_active is False
     assert FinalLabel.objects.filter(sample__project=project).count() == 1
+
+
+def test_category_aliases_holding_commas(tmp_path):
+    from annotation.services import create_project
+    from taxonomy.selectors import get_taxonomy
+
+    project = create_project(name="BT", slug="bt", taxonomy=get_taxonomy("beavertails"))
+    path = write_jsonl(
+        tmp_path / "bt.jsonl",
+        [
+            {"prompt": "a", "prompt_label": "unsafe", "categories": "controversial_topics,politics"},
+            {"prompt": "b", "prompt_label": "unsafe", "categories": ["privacy_violation", "self_harm"]},
+        ],
+    )
+    import_samples(project, path, adapter="generic")
+    stored = dict(FinalLabel.objects.filter(sample__project=project).values_list("sample__prompt", "categories"))
+    assert stored == {"a": ["B3"], "b": ["B10", "B11"]}
