@@ -14,6 +14,7 @@ from taxonomy.api import IsAdminOrReadOnly
 
 from . import selectors, services
 from .models import ExportSnapshot, ImportBatch, JobStatus, Project
+from .permissions import require_admin
 from .serializers import (
     ExportRequestSerializer,
     ExportSnapshotSerializer,
@@ -28,7 +29,11 @@ from .tasks import export_snapshot_task, import_batch_task
 class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
     permission_classes = [permissions.IsAuthenticated, IsAdminOrReadOnly]
-    queryset = Project.objects.select_related("taxonomy")
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return Project.objects.none()
+        return selectors.user_projects(self.request.user)
 
     def perform_create(self, serializer):
         try:
@@ -36,19 +41,24 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except ValueError as error:
             raise ValidationError({"detail": str(error)}) from None
 
-    @action(detail=True, methods=["get"], permission_classes=[permissions.IsAdminUser])
+    def get_admin_project(self) -> Project:
+        project = self.get_object()
+        require_admin(self.request.user, project)
+        return project
+
+    @action(detail=True, methods=["get"], permission_classes=[permissions.IsAuthenticated])
     def samples(self, request, pk=None):
-        page = self.paginate_queryset(selectors.project_samples(self.get_object()))
+        page = self.paginate_queryset(selectors.project_samples(self.get_admin_project()))
         return self.get_paginated_response(SampleSerializer(page, many=True).data)
 
     @action(
         detail=True,
         methods=["get", "post"],
-        permission_classes=[permissions.IsAdminUser],
+        permission_classes=[permissions.IsAuthenticated],
         parser_classes=[MultiPartParser, FormParser],
     )
     def imports(self, request, pk=None):
-        project = self.get_object()
+        project = self.get_admin_project()
         if request.method == "GET":
             page = self.paginate_queryset(selectors.project_imports(project))
             return self.get_paginated_response(ImportBatchSerializer(page, many=True).data)
@@ -69,9 +79,9 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         batch.refresh_from_db()
         return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
-    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAdminUser])
+    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAuthenticated])
     def exports(self, request, pk=None):
-        project = self.get_object()
+        project = self.get_admin_project()
         if request.method == "GET":
             page = self.paginate_queryset(selectors.project_exports(project))
             return self.get_paginated_response(ExportSnapshotSerializer(page, many=True).data)
@@ -89,14 +99,20 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ImportBatchSerializer
-    permission_classes = [permissions.IsAdminUser]
-    queryset = ImportBatch.objects.all()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ImportBatch.objects.none()
+        return ImportBatch.objects.filter(project__in=selectors.administered_projects(self.request.user))
 
 
 class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ExportSnapshotSerializer
-    permission_classes = [permissions.IsAdminUser]
-    queryset = ExportSnapshot.objects.all()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ExportSnapshot.objects.none()
+        return ExportSnapshot.objects.filter(project__in=selectors.administered_projects(self.request.user))
 
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.-]+)")
     def files(self, request, pk=None, name=None):

@@ -82,3 +82,52 @@ def parse_refusal_label(value: str) -> RefusalLabel:
     if label is None:
         raise ValueError(f"{value!r} is not one of {', '.join(RefusalLabel.values)}")
     return label
+
+
+class LabelError(ValueError):
+    """A label submission that breaks the labelling rules; names the field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check_label_submission(
+    *,
+    has_response: bool,
+    hazard_codes: list[str],
+    prompt_label: str | None,
+    response_label: str | None,
+    categories: list[str],
+) -> tuple[str, str | None, list[str]]:
+    """The labelling rules, on the server: returns normalised (prompt, response, categories).
+
+    A prompt label is required; a response label is required exactly when there is a response.
+    Unsafe needs at least one category, an all-safe sample has none; codes must be hazard
+    categories of the project's taxonomy.
+    """
+    try:
+        prompt = parse_safety_label(prompt_label or "").value
+    except ValueError as error:
+        raise LabelError("prompt_label", str(error)) from None
+    response = None
+    if has_response:
+        try:
+            response = parse_safety_label(response_label or "").value
+        except ValueError as error:
+            raise LabelError("response_label", str(error)) from None
+    elif response_label:
+        raise LabelError("response_label", "this sample has no response to label")
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        raise LabelError("categories", "expected a list of category codes")
+    unknown = [c for c in categories if c not in hazard_codes]
+    if unknown:
+        raise LabelError("categories", f"not categories of this project's taxonomy: {', '.join(unknown)}")
+    codes = list(dict.fromkeys(categories))
+    labels = {prompt, response} - {None}
+    if SafetyLabel.UNSAFE in labels and not codes:
+        raise LabelError("categories", "an unsafe label needs at least one category")
+    if labels == {SafetyLabel.SAFE} and codes:
+        raise LabelError("categories", "a safe sample has no categories")
+    return prompt, response, codes

@@ -100,6 +100,7 @@ class Annotation(models.Model):
     response_refusal = models.CharField(max_length=20, choices=RefusalLabel.choices, null=True, blank=True)
     categories = models.JSONField(default=list, blank=True, help_text="Category codes, most important first.")
     other_risks = models.TextField(blank=True)
+    comment = models.TextField(blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     import_batch = models.ForeignKey(
         ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
@@ -150,3 +151,108 @@ class ExportSnapshot(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class ProjectRole(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ADMIN = "admin", "Project admin"
+
+
+class Membership(models.Model):
+    """A person's role in a project, with their wellbeing settings there."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=ProjectRole.choices)
+    opted_out_categories = models.JSONField(
+        default=list, blank=True, help_text="Category codes this annotator is never given samples of."
+    )
+    daily_cap = models.PositiveIntegerField(null=True, blank=True, help_text="Most items labelled per day.")
+    break_reminder_minutes = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user", "role"], name="membership_unique_role")]
+
+
+class SampleCategory(models.Model):
+    """A category a sample is known to touch (from its final label or any annotation)."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="known_categories")
+    code = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "code"], name="sample_category_unique")]
+        indexes = [models.Index(fields=["code", "sample"], name="sample_category_code")]
+
+
+class AssignmentBatch(models.Model):
+    """A batch of samples put in a project's queue; each goes to k distinct annotators."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200)
+    annotations_per_sample = models.PositiveSmallIntegerField()
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "assignment batches"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueueItem(models.Model):
+    batch = models.ForeignKey(AssignmentBatch, on_delete=models.CASCADE, related_name="items")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="queue_items")
+    priority = models.IntegerField(default=0)
+    done = models.BooleanField(default=False, help_text="Has all the annotations it wants.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "sample"], name="queue_item_unique")]
+        indexes = [models.Index(fields=["batch", "done", "-priority", "id"], name="queue_item_next")]
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Assignment(models.Model):
+    """One annotator's hold on one queue item: a lease until submitted or skipped."""
+
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    leased_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.TextField(blank=True)
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "annotator"], name="assignment_sample_annotator")]
+        indexes = [
+            models.Index(fields=["item", "status", "lease_expires_at"], name="assignment_item_status"),
+            models.Index(fields=["annotator", "status", "submitted_at"], name="assignment_annotator_status"),
+        ]
+
+
+class AnnotationRevision(models.Model):
+    """Audit history: every creation and change of an annotation, with the values before and after."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="revisions")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField()
+
+    class Meta:
+        ordering = ["changed_at", "pk"]

@@ -1,13 +1,29 @@
 """Reads of the annotation app."""
 
+import statistics
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncHour
+from django.utils import timezone
 
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
 from .labels import SafetyLabel, apply_needs_caution_policy
-from .models import ExportSnapshot, ImportBatch, Project, Sample
+from .models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    AssignmentStatus,
+    ExportSnapshot,
+    ImportBatch,
+    Membership,
+    Project,
+    ProjectRole,
+    QueueItem,
+    Sample,
+)
 
 EXPORT_FILTERS = ("sources", "label_sources")
 
@@ -84,3 +100,137 @@ def export_rows(project: Project, filters: dict[str, list[str]]) -> Iterator[dic
                 (uid, prompt, response, p_label, r_label, p_source, r_source, violated, reconstruction),
             )
         )
+
+
+def user_projects(user) -> QuerySet[Project]:
+    """Projects a person belongs to (staff: all), with counts."""
+    projects = projects_with_counts()
+    return projects if user.is_staff else projects.filter(memberships__user=user).distinct()
+
+
+def administered_projects(user) -> QuerySet[Project]:
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user, memberships__role=ProjectRole.ADMIN)
+
+
+def content_warning_reasons(sample: Sample) -> list[str]:
+    """Names of the content-warning categories a sample is known to touch."""
+    codes = sample.known_categories.values_list("code", flat=True)
+    return list(
+        sample.project.taxonomy.categories.filter(content_warning=True, code__in=codes).values_list("name", flat=True)
+    )
+
+
+def taxonomy_choices(project: Project) -> list[dict[str, Any]]:
+    return list(
+        project.taxonomy.categories.filter(hazard=True)
+        .order_by("position")
+        .values("code", "name", "kind", "definition")
+    )
+
+
+def workbench_view(assignment: Assignment) -> dict[str, Any]:
+    """What the labelling page shows for one assignment: the sample, never others' labels."""
+    sample = assignment.sample
+    project = sample.project
+    own = Annotation.objects.filter(sample=sample, annotator_id=assignment.annotator_id).first()
+    membership = Membership.objects.filter(
+        project=project, user_id=assignment.annotator_id, role=ProjectRole.ANNOTATOR
+    ).first()
+    return {
+        "assignment": {
+            "id": assignment.pk,
+            "status": assignment.status,
+            "lease_expires_at": assignment.lease_expires_at,
+            "flagged": assignment.flagged,
+        },
+        "sample": {
+            "id": sample.pk,
+            "uid": sample.uid,
+            "turns": sample.turns,
+            "has_response": sample.response is not None,
+        },
+        "content_warning": content_warning_reasons(sample),
+        "annotation": (
+            {
+                "prompt_label": own.prompt_label,
+                "response_label": own.response_label,
+                "categories": own.categories,
+                "other_risks": own.other_risks,
+                "comment": own.comment,
+            }
+            if own
+            else None
+        ),
+        "categories": taxonomy_choices(project),
+        "project": {"id": project.pk, "slug": project.slug, "name": project.name, "guidelines": project.guidelines},
+        "progress": annotator_progress(assignment.annotator_id, project, membership),
+        "break_reminder_minutes": membership.break_reminder_minutes if membership else None,
+    }
+
+
+def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Assignment.objects.filter(annotator_id=user_id, sample__project=project)
+    return {
+        "submitted": mine.filter(status=AssignmentStatus.SUBMITTED).count(),
+        "submitted_today": mine.filter(status=AssignmentStatus.SUBMITTED, submitted_at__gte=start).count(),
+        "daily_cap": membership.daily_cap if membership else None,
+        "queue_open": QueueItem.objects.filter(batch__project=project, batch__active=True, done=False).count(),
+    }
+
+
+def annotation_history(assignment: Assignment) -> list[dict[str, Any]]:
+    return list(
+        AnnotationRevision.objects.filter(
+            annotation__sample=assignment.sample, annotation__annotator_id=assignment.annotator_id
+        ).values("changed_at", "changed_by__username", "old", "new")
+    )
+
+
+def project_dashboard(project: Project) -> dict[str, Any]:
+    """Progress per project and per annotator, throughput per hour, queue depth."""
+    items = QueueItem.objects.filter(batch__project=project)
+    assignments = Assignment.objects.filter(sample__project=project)
+    times: dict[int, list[int]] = {}
+    for annotator_id, spent in Annotation.objects.filter(
+        sample__project=project, time_spent_ms__isnull=False, import_batch__isnull=True
+    ).values_list("annotator_id", "time_spent_ms"):
+        times.setdefault(annotator_id, []).append(spent)
+    per_annotator = []
+    for row in (
+        assignments.values("annotator_id", "annotator__username")
+        .annotate(
+            done=Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
+            skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
+            flagged=Count("pk", filter=Q(flagged=True)),
+        )
+        .order_by("annotator__username")
+    ):
+        spent = times.get(row["annotator_id"], [])
+        per_annotator.append(
+            {
+                "annotator": row["annotator__username"],
+                "done": row["done"],
+                "skipped": row["skipped"],
+                "flagged": row["flagged"],
+                "median_seconds": round(statistics.median(spent) / 1000, 1) if spent else None,
+            }
+        )
+    since = timezone.now() - timedelta(hours=24)
+    hourly = (
+        assignments.filter(status=AssignmentStatus.SUBMITTED, submitted_at__gte=since)
+        .annotate(hour=TruncHour("submitted_at"))
+        .values("hour")
+        .annotate(n=Count("pk"))
+        .order_by("hour")
+    )
+    return {
+        "queued": items.count(),
+        "done": items.filter(done=True).count(),
+        "queue_depth": items.filter(done=False, batch__active=True).count(),
+        "submitted": assignments.filter(status=AssignmentStatus.SUBMITTED).count(),
+        "per_annotator": per_annotator,
+        "throughput_per_hour": [{"hour": row["hour"], "submitted": row["n"]} for row in hourly],
+    }

@@ -59,6 +59,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "taxonomy",
     "annotation",
     "jury",
@@ -137,11 +140,28 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Aegis Studio API",
+    "DESCRIPTION": "Content-safety annotation, jury, training and evaluation.",
+    "VERSION": "0.1.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 # Celery: in-process unless a Redis URL is given. Model work goes to the "gpu" queue.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -156,6 +176,9 @@ CELERY_TASK_TRACK_STARTED = True
 
 # Public data sets used by the demo, tests and benchmarks (never copied into the repo).
 AEGIS_SHARED_DATA = Path(os.environ.get("AEGIS_SHARED_DATA", BASE_DIR.parent / "shared" / "data"))
+
+# How long an annotator holds an item before it returns to the queue.
+AEGIS_LEASE_MINUTES = int(os.environ.get("AEGIS_LEASE_MINUTES", 30))
 
 # Import limits (see README "Importing samples").
 AEGIS_IMPORT_MAX_FIELD_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_FIELD_BYTES", 1024 * 1024))

@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from annotation import api_work
 from annotation.api import ExportSnapshotViewSet, ImportBatchViewSet, ProjectViewSet
 from taxonomy.api import TaxonomyViewSet
 
@@ -15,6 +18,18 @@ router.register("exports", ExportSnapshotViewSet, basename="export")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(router.urls)),
+    path("api/projects/<int:pk>/members/", api_work.members, name="project-members"),
+    path("api/projects/<int:pk>/batches/", api_work.batches, name="project-batches"),
+    path("api/projects/<int:pk>/next/", api_work.next_item, name="project-next"),
+    path("api/projects/<int:pk>/dashboard/", api_work.dashboard, name="project-dashboard"),
+    path("api/assignments/<int:assignment_id>/", api_work.assignment_detail, name="assignment-detail"),
+    path("api/assignments/<int:assignment_id>/submit/", api_work.submit, name="assignment-submit"),
+    path("api/assignments/<int:assignment_id>/skip/", api_work.skip, name="assignment-skip"),
+    path("api/assignments/<int:assignment_id>/flag/", api_work.flag, name="assignment-flag"),
+    path("api/assignments/<int:assignment_id>/history/", api_work.history, name="assignment-history"),
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("frontend.urls")),
 ]

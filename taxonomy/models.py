@@ -35,6 +35,9 @@ class Category(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=CategoryKind.choices, default=CategoryKind.CORE)
     hazard = models.BooleanField(default=True, help_text="False only for the 'Safe' choice.")
+    content_warning = models.BooleanField(
+        default=False, help_text="Samples known to fall here are shown blurred behind a content warning."
+    )
     definition = models.TextField(blank=True)
     aliases = models.JSONField(default=list, blank=True)
     position = models.PositiveIntegerField(default=0)

@@ -46,6 +46,7 @@ def validate_categories(categories: list[dict[str, Any]], where: str) -> list[di
                 "name": name,
                 "kind": kind,
                 "hazard": bool(raw.get("hazard", True)),
+                "content_warning": bool(raw.get("content_warning", False)),
                 "definition": str(raw.get("definition", "")).strip(),
                 "aliases": aliases,
             }
@@ -89,7 +90,7 @@ def new_taxonomy_version(
     """Copies a taxonomy into its next version (with new categories if given), not frozen."""
     if categories is None:
         categories = [
-            {f: getattr(c, f) for f in ("code", "name", "kind", "hazard", "definition", "aliases")}
+            {f: getattr(c, f) for f in ("code", "name", "kind", "hazard", "content_warning", "definition", "aliases")}
             for c in taxonomy.categories.order_by("position")
         ]
     checked = validate_categories(categories, f"taxonomy {taxonomy.slug!r}")

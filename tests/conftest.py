@@ -32,6 +32,11 @@ def media_root(settings, media_dir) -> Path:
     return media_dir
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = Path(settings.AEGIS_SHARED_DATA)

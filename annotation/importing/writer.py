@@ -11,7 +11,7 @@ from django.utils import timezone
 from taxonomy.selectors import CategoryIndex
 
 from ..bulk import db_datetime, insert_rows, refresh_planner_statistics, reserve_ids
-from ..models import Annotation, FinalLabel, ImportBatch, Sample
+from ..models import Annotation, FinalLabel, ImportBatch, Sample, SampleCategory
 from .adapters import AdapterContext, get_adapter
 from .errors import ImportDataError, Location, RowError
 from .readers import columns_of, read_records
@@ -90,6 +90,7 @@ ANNOTATION_COLUMNS = (
     "response_refusal",
     "categories",
     "other_risks",
+    "comment",
     "import_batch",
     "created_at",
     "updated_at",
@@ -165,7 +166,7 @@ class _BatchWriter:
         now = db_datetime(timezone.now())
         ids = reserve_ids(Sample, len(new))
         project, batch, source = self.project.pk, self.batch.pk, self.batch.source_name
-        samples, finals, annotations = [], [], []
+        samples, finals, annotations, known = [], [], [], set()
         for sample_id, (uid, content_hash, record, prompt, response) in zip(ids, new):
             samples.append(
                 (
@@ -186,6 +187,7 @@ class _BatchWriter:
             )
             final = record.final_label
             if final is not None:
+                known.update((sample_id, code) for code in final.categories)
                 finals.append(
                     (
                         sample_id,
@@ -200,6 +202,7 @@ class _BatchWriter:
                     )
                 )
             for annotation in record.annotations:
+                known.update((sample_id, code) for code in annotation.categories)
                 annotations.append(
                     (
                         sample_id,
@@ -209,6 +212,7 @@ class _BatchWriter:
                         annotation.response_refusal,
                         _json(annotation.categories),
                         "",
+                        "",
                         batch,
                         now,
                         now,
@@ -217,6 +221,7 @@ class _BatchWriter:
         insert_rows(Sample, SAMPLE_COLUMNS, samples)
         insert_rows(FinalLabel, FINAL_LABEL_COLUMNS, finals)
         insert_rows(Annotation, ANNOTATION_COLUMNS, annotations)
+        insert_rows(SampleCategory, ("sample", "code"), sorted(known))
         self.created += len(new)
         if self.created >= self.analyze_at:
             refresh_planner_statistics(Sample)

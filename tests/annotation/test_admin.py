@@ -1,4 +1,5 @@
 """The admin: upload a file into a project, export it, and hostile text shown escaped."""
+
 import pytest
 
 from annotation.models import ExportSnapshot, ImportBatch, Sample
@@ -36,7 +37,9 @@ def test_hostile_text_is_escaped_in_the_admin(superuser_client, project, tmp_pat
     from annotation.services import import_samples
 
     path = tmp_path / "hostile.jsonl"
-    path.write_text('{"id": "h1", "prompt": "<script>alert(1)</script><img src=x onerror=alert(2)>"}\n', encoding="utf-8")
+    path.write_text(
+        '{"id": "h1", "prompt": "<script>alert(1)</script><img src=x onerror=alert(2)>"}\n', encoding="utf-8"
+    )
     import_samples(project, path, adapter="generic")
     sample = Sample.objects.get(uid="h1")
     for url in ("/admin/annotation/sample/", f"/admin/annotation/sample/{sample.pk}/change/"):

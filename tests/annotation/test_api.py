@@ -50,12 +50,20 @@ def test_unknown_adapter_is_refused(admin_client, project, shared_data):
     assert response.status_code == 400 and "adapter" in response.json()
 
 
-def test_non_staff_cannot_import_or_export(client, django_user_model, project, shared_data):
-    client.force_login(django_user_model.objects.create_user("annie", password="pw-annie-123"))
-    assert upload(client, project, shared_data / "xstest/xstest_prompts.csv", "xstest_prompts").status_code == 403
+def test_annotators_cannot_import_export_or_read_samples(client, django_user_model, project, shared_data):
+    from annotation.models import Membership
+
+    annie = django_user_model.objects.create_user("annie", password="pw-annie-123")
+    client.force_login(annie)
+    csv_file = shared_data / "xstest/xstest_prompts.csv"
+    assert upload(client, project, csv_file, "xstest_prompts").status_code == 404  # not a member: not visible
+    assert client.get("/api/projects/").json()["count"] == 0
+    Membership.objects.create(project=project, user=annie, role="annotator")
+    assert client.get("/api/projects/").json()["count"] == 1
+    assert upload(client, project, csv_file, "xstest_prompts").status_code == 403
     assert client.post(f"/api/projects/{project.pk}/exports/", {}, content_type="application/json").status_code == 403
     assert client.get(f"/api/projects/{project.pk}/samples/").status_code == 403
-    assert client.get("/api/projects/").status_code == 200
+    assert client.get("/api/imports/").json()["count"] == 0
 
 
 def test_anonymous_is_refused(client, project):

@@ -1,4 +1,5 @@
 """Two imports racing for the same content: one wins, the other fails cleanly and stores nothing."""
+
 import threading
 import time
 

@@ -1,0 +1,174 @@
+"""REST API of the annotator workbench: members, batches, next item, submit, skip, flag, history."""
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from . import selectors, services
+from .labels import LabelError
+from .models import Assignment, Membership, Project, ProjectRole
+from .permissions import require_admin
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=ProjectRole.choices)
+    opted_out_categories = serializers.ListField(child=serializers.CharField(), required=False)
+    daily_cap = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    break_reminder_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class BatchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    sources = serializers.ListField(child=serializers.CharField(), required=False)
+    sample_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    limit = serializers.IntegerField(min_value=1, required=False)
+
+
+class SubmitSerializer(serializers.Serializer):
+    prompt_label = serializers.CharField()
+    response_label = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    categories = serializers.ListField(child=serializers.CharField(), required=False)
+    other_risks = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    time_spent_ms = serializers.IntegerField(required=False, min_value=0, allow_null=True)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+def _label_error(error: LabelError) -> ValidationError:
+    return ValidationError({error.field: [error.message]})
+
+
+def _validated(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+@extend_schema(request=MemberSerializer, responses=MemberSerializer(many=True))
+@api_view(["GET", "POST"])
+@permission_classes([permissions.IsAuthenticated])
+def members(request, pk: int):
+    """Project admins list members or add a person with a role and wellbeing settings."""
+    project = get_object_or_404(Project, pk=pk)
+    require_admin(request.user, project)
+    if request.method == "POST":
+        try:
+            services.add_member(project, by=request.user, **_validated(MemberSerializer, request))
+        except LabelError as error:
+            raise _label_error(error) from None
+    rows = Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
+    return Response(
+        [
+            {
+                "username": m.user.username,
+                "role": m.role,
+                "opted_out_categories": m.opted_out_categories,
+                "daily_cap": m.daily_cap,
+                "break_reminder_minutes": m.break_reminder_minutes,
+            }
+            for m in rows
+        ],
+        status=status.HTTP_201_CREATED if request.method == "POST" else status.HTTP_200_OK,
+    )
+
+
+@extend_schema(request=BatchSerializer, responses={201: dict})
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def batches(request, pk: int):
+    """Project admins queue a batch of samples for annotation."""
+    project = get_object_or_404(Project, pk=pk)
+    try:
+        batch = services.create_assignment_batch(project, by=request.user, **_validated(BatchSerializer, request))
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response(
+        {"id": batch.pk, "name": batch.name, "items": batch.items.count(), "k": batch.annotations_per_sample},
+        status=status.HTTP_201_CREATED,
+    )
+
+
+@extend_schema(request=None, responses=dict)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def next_item(request, pk: int):
+    """The annotator's current or next item under a lease, or ``{"no_work": reason}``."""
+    project = get_object_or_404(Project, pk=pk)
+    try:
+        assignment = services.next_assignment(request.user, project)
+    except services.NoWork as reason:
+        return Response({"no_work": str(reason)})
+    return Response(selectors.workbench_view(assignment))
+
+
+def _own(request, assignment_id: int) -> Assignment:
+    assignment = get_object_or_404(Assignment.objects.select_related("sample__project"), pk=assignment_id)
+    if assignment.annotator_id != request.user.pk:
+        raise PermissionDenied("not your assignment")
+    return assignment
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def assignment_detail(request, assignment_id: int):
+    return Response(selectors.workbench_view(_own(request, assignment_id)))
+
+
+@extend_schema(request=SubmitSerializer, responses=dict)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def submit(request, assignment_id: int):
+    """Submit or revise a label; the rules are checked here as in the page."""
+    try:
+        services.submit_annotation(assignment_id, request.user, **_validated(SubmitSerializer, request))
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response(selectors.workbench_view(_own(request, assignment_id)))
+
+
+@extend_schema(request=ReasonSerializer, responses=dict)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def skip(request, assignment_id: int):
+    try:
+        services.skip_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response({"status": "skipped"})
+
+
+@extend_schema(request=ReasonSerializer, responses=dict)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def flag(request, assignment_id: int):
+    try:
+        services.flag_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response({"status": "flagged"})
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def history(request, assignment_id: int):
+    """The audit history of the annotator's own label on this item."""
+    return Response(selectors.annotation_history(_own(request, assignment_id)))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def dashboard(request, pk: int):
+    project = get_object_or_404(Project, pk=pk)
+    require_admin(request.user, project)
+    return Response(selectors.project_dashboard(project))

@@ -1,0 +1,32 @@
+"""Writes of the annotation app (atomic, validated); views, commands and tasks call these."""
+
+from .exports import export_dataset, run_export, start_export
+from .imports import import_samples, run_import_batch, start_import_batch, store_upload
+from .projects import create_project
+from .work import (
+    NoWork,
+    add_member,
+    create_assignment_batch,
+    flag_assignment,
+    next_assignment,
+    skip_assignment,
+    submit_annotation,
+)
+
+__all__ = [
+    "NoWork",
+    "add_member",
+    "create_assignment_batch",
+    "flag_assignment",
+    "next_assignment",
+    "skip_assignment",
+    "submit_annotation",
+    "create_project",
+    "export_dataset",
+    "import_samples",
+    "run_export",
+    "run_import_batch",
+    "start_export",
+    "start_import_batch",
+    "store_upload",
+]

@@ -1,0 +1,107 @@
+"""Imports: recording and running them, all or nothing."""
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..importing.adapters import get_adapter
+from ..importing.errors import ImportDataError
+from ..importing.writer import import_rows
+from ..models import ImportBatch, JobStatus, Project
+
+
+def store_upload(uploaded) -> Path:
+    """Keeps an uploaded file under MEDIA_ROOT/uploads for the worker that imports it."""
+    folder = Path(settings.MEDIA_ROOT) / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    path = folder / Path(uploaded.name).name
+    with path.open("wb") as stream:
+        for chunk in uploaded.chunks():
+            stream.write(chunk)
+    return path
+
+
+def start_import_batch(
+    project: Project,
+    *,
+    adapter: str,
+    filename: str,
+    stored_path: str = "",
+    source_name: str | None = None,
+    created_by=None,
+) -> ImportBatch:
+    """Records an import to run (now or in a worker); checks the adapter name first."""
+    adapter_obj = get_adapter(adapter)
+    return ImportBatch.objects.create(
+        project=project,
+        adapter=adapter,
+        source_name=source_name or adapter_obj.source_name_for(filename),
+        filename=filename,
+        stored_path=stored_path,
+        created_by=created_by,
+    )
+
+
+def run_import_batch(batch: ImportBatch) -> ImportBatch:
+    """Imports the batch's stored file; on failure the batch records the error, nothing else."""
+    return _run_import(batch, Path(batch.stored_path))
+
+
+def import_samples(
+    project: Project,
+    path: str | Path,
+    *,
+    adapter: str,
+    source_name: str | None = None,
+    display_name: str | None = None,
+    created_by=None,
+) -> ImportBatch:
+    """Imports one file into a project, all or nothing; raises ImportDataError on bad input.
+
+    Rows whose content is already in the project are skipped, so importing twice adds nothing.
+    """
+    path = Path(path)
+    batch = start_import_batch(
+        project,
+        adapter=adapter,
+        filename=display_name or path.name,
+        source_name=source_name,
+        created_by=created_by,
+    )
+    return _run_import(batch, path)
+
+
+def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
+    ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.RUNNING)
+    try:
+        with transaction.atomic():
+            counts = import_rows(batch, path)
+    except ImportDataError as error:
+        _fail_batch(batch, str(error))
+        raise
+    except OSError as error:
+        failure = ImportDataError(error.strerror or str(error), batch.filename)
+        _fail_batch(batch, str(failure))
+        raise failure from error
+    except IntegrityError as error:
+        failure = ImportDataError(
+            "another import stored some of these samples at the same time; nothing of this file was stored, "
+            "import it again to add the rest",
+            batch.filename,
+        )
+        _fail_batch(batch, str(failure))
+        raise failure from error
+    except Exception as error:
+        _fail_batch(batch, f"{batch.filename}: unexpected {type(error).__name__}: {error}")
+        raise
+    ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), **counts)
+    batch.refresh_from_db()
+    return batch
+
+
+def _fail_batch(batch: ImportBatch, message: str) -> None:
+    ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+    batch.refresh_from_db()

@@ -1,0 +1,280 @@
+"""The annotator workbench: members, batches, leases on queue items, labels and their audit."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..labels import LabelError, LabelSource, check_label_submission
+from ..models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    AssignmentBatch,
+    AssignmentStatus,
+    FinalLabel,
+    Membership,
+    Project,
+    ProjectRole,
+    QueueItem,
+    Sample,
+    SampleCategory,
+)
+from ..permissions import require_admin, require_role
+
+FINAL_SOURCES = (LabelSource.HUMAN, LabelSource.ADJUDICATED)
+
+
+class NoWork(Exception):
+    """Why an annotator gets no next item (queue empty, daily cap reached)."""
+
+
+def lease_length() -> timedelta:
+    return timedelta(minutes=settings.AEGIS_LEASE_MINUTES)
+
+
+@transaction.atomic
+def add_member(
+    project: Project,
+    *,
+    by,
+    username: str,
+    role: str,
+    opted_out_categories: list[str] | None = None,
+    daily_cap: int | None = None,
+    break_reminder_minutes: int | None = None,
+) -> Membership:
+    """Adds (or updates) a person's role in a project; only project admins may."""
+    require_admin(by, project)
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise LabelError("username", f"no active account {username!r}")
+    codes = list(opted_out_categories or [])
+    known = set(project.taxonomy.categories.filter(hazard=True).values_list("code", flat=True))
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise LabelError("opted_out_categories", f"not categories of this project: {', '.join(unknown)}")
+    membership, _ = Membership.objects.update_or_create(
+        project=project,
+        user=user,
+        role=ProjectRole(role),
+        defaults={
+            "opted_out_categories": codes,
+            "daily_cap": daily_cap,
+            "break_reminder_minutes": break_reminder_minutes,
+        },
+    )
+    return membership
+
+
+@transaction.atomic
+def create_assignment_batch(
+    project: Project,
+    *,
+    by,
+    name: str,
+    sources: list[str] | None = None,
+    sample_ids: list[int] | None = None,
+    limit: int | None = None,
+) -> AssignmentBatch:
+    """Queues samples not queued before (optionally of some sources, ids, or the first N)."""
+    require_admin(by, project)
+    samples = Sample.objects.filter(project=project).exclude(queue_items__isnull=False).order_by("pk")
+    if sources:
+        samples = samples.filter(source_name__in=sources)
+    if sample_ids is not None:
+        samples = samples.filter(pk__in=sample_ids)
+    ids = list(samples.values_list("pk", flat=True)[:limit] if limit else samples.values_list("pk", flat=True))
+    if not ids:
+        raise LabelError("samples", "no samples left to queue with these filters")
+    batch = AssignmentBatch.objects.create(
+        project=project, name=name, annotations_per_sample=project.annotations_per_sample, created_by=by
+    )
+    QueueItem.objects.bulk_create((QueueItem(batch=batch, sample_id=pk) for pk in ids), batch_size=5000)
+    return batch
+
+
+def _holds_slot(now) -> Q:
+    """Assignments that occupy one of an item's k places: submitted, or leased and unexpired."""
+    return Q(status=AssignmentStatus.SUBMITTED) | Q(status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
+
+
+def _active_lease(user, project: Project, now) -> Assignment | None:
+    return (
+        Assignment.objects.filter(
+            annotator=user, sample__project=project, status=AssignmentStatus.LEASED, lease_expires_at__gt=now
+        )
+        .order_by("leased_at")
+        .first()
+    )
+
+
+def submitted_today(user, project: Project) -> int:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Assignment.objects.filter(
+        annotator=user, sample__project=project, status=AssignmentStatus.SUBMITTED, submitted_at__gte=start
+    ).count()
+
+
+@transaction.atomic
+def next_assignment(user, project: Project) -> Assignment:
+    """The annotator's current lease, or a new one on the next item; raises NoWork.
+
+    An item goes to at most k distinct annotators (submitted or holding an unexpired lease);
+    an expired lease frees its place. Items are locked while chosen (SKIP LOCKED on
+    PostgreSQL; SQLite serialises writers), so concurrent pulls never over-assign.
+    """
+    require_role(user, project, ProjectRole.ANNOTATOR)
+    now = timezone.now()
+    current = _active_lease(user, project, now)
+    if current is not None:
+        return current
+    membership = Membership.objects.get(project=project, user=user, role=ProjectRole.ANNOTATOR)
+    if membership.daily_cap is not None and submitted_today(user, project) >= membership.daily_cap:
+        raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow")
+    taken = (
+        Assignment.objects.filter(_holds_slot(now), item=OuterRef("pk"))
+        .order_by()
+        .values("item")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    mine = Assignment.objects.filter(sample=OuterRef("sample"), annotator=user).exclude(
+        status=AssignmentStatus.LEASED, lease_expires_at__lte=now
+    )
+    items = (
+        QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
+        .exclude(Exists(mine))
+        .annotate(taken=Coalesce(Subquery(taken), 0))
+        .filter(taken__lt=F("batch__annotations_per_sample"))
+    )
+    if membership.opted_out_categories:
+        known = SampleCategory.objects.filter(sample=OuterRef("sample"), code__in=membership.opted_out_categories)
+        items = items.exclude(Exists(known))
+    item = items.order_by("-priority", "pk").select_for_update(skip_locked=True, of=("self",)).first()
+    if item is None:
+        raise NoWork("no items left in your queue")
+    assignment, _ = Assignment.objects.update_or_create(
+        sample_id=item.sample_id,
+        annotator=user,
+        defaults={
+            "item": item,
+            "status": AssignmentStatus.LEASED,
+            "leased_at": now,
+            "lease_expires_at": now + lease_length(),
+        },
+    )
+    return assignment
+
+
+def _own_assignment(assignment_id: int, user) -> Assignment:
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("sample__project__taxonomy", "item__batch")
+        .filter(pk=assignment_id)
+        .first()
+    )
+    if assignment is None or assignment.annotator_id != user.pk:
+        raise PermissionDenied("not your assignment")
+    return assignment
+
+
+def annotation_snapshot(annotation: Annotation) -> dict:
+    return {
+        "prompt_label": annotation.prompt_label,
+        "response_label": annotation.response_label,
+        "categories": annotation.categories,
+        "other_risks": annotation.other_risks,
+        "comment": annotation.comment,
+    }
+
+
+def is_finalised(sample: Sample) -> bool:
+    return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_SOURCES).exists()
+
+
+@transaction.atomic
+def submit_annotation(
+    assignment_id: int,
+    user,
+    *,
+    prompt_label: str | None,
+    response_label: str | None = None,
+    categories: list[str] | None = None,
+    other_risks: str = "",
+    comment: str = "",
+    time_spent_ms: int | None = None,
+) -> Annotation:
+    """Stores (or revises) the annotator's label for their assignment, with an audit entry."""
+    assignment = _own_assignment(assignment_id, user)
+    sample = assignment.sample
+    if assignment.status == AssignmentStatus.SKIPPED:
+        raise LabelError("assignment", "this item was skipped")
+    if is_finalised(sample):
+        raise LabelError("assignment", "this sample is final; its labels can no longer change")
+    now = timezone.now()
+    if assignment.status == AssignmentStatus.LEASED and assignment.lease_expires_at <= now:
+        others = assignment.item.assignments.filter(_holds_slot(now)).exclude(pk=assignment.pk).count()
+        if others >= assignment.item.batch.annotations_per_sample:
+            raise LabelError("assignment", "your lease expired and the item went to someone else")
+    taxonomy = sample.project.taxonomy
+    prompt, response, codes = check_label_submission(
+        has_response=sample.response is not None,
+        hazard_codes=list(taxonomy.categories.filter(hazard=True).values_list("code", flat=True)),
+        prompt_label=prompt_label,
+        response_label=response_label,
+        categories=list(categories or []),
+    )
+    annotation = Annotation.objects.filter(sample=sample, annotator=user).first()
+    old = annotation_snapshot(annotation) if annotation else None
+    if annotation is None:
+        annotation = Annotation(sample=sample, annotator=user)
+    annotation.prompt_label, annotation.response_label, annotation.categories = prompt, response, codes
+    annotation.other_risks, annotation.comment = other_risks.strip(), comment.strip()
+    if time_spent_ms is not None:
+        annotation.time_spent_ms = (annotation.time_spent_ms or 0) + max(0, int(time_spent_ms))
+    annotation.save()
+    AnnotationRevision.objects.create(
+        annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation)
+    )
+    SampleCategory.objects.bulk_create(
+        [SampleCategory(sample=sample, code=code) for code in codes], ignore_conflicts=True
+    )
+    if assignment.status != AssignmentStatus.SUBMITTED:
+        assignment.status, assignment.submitted_at = AssignmentStatus.SUBMITTED, now
+        assignment.save(update_fields=["status", "submitted_at"])
+        # Lock the item so that two last submissions cannot both miss each other's count.
+        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
+        submitted = item.assignments.filter(status=AssignmentStatus.SUBMITTED).count()
+        if submitted >= assignment.item.batch.annotations_per_sample:
+            QueueItem.objects.filter(pk=item.pk).update(done=True)
+    return annotation
+
+
+@transaction.atomic
+def skip_assignment(assignment_id: int, user, *, reason: str) -> Assignment:
+    """Gives the item back (to others, never again to this annotator), with a reason."""
+    assignment = _own_assignment(assignment_id, user)
+    if not reason.strip():
+        raise LabelError("reason", "say why you skip this item")
+    if assignment.status != AssignmentStatus.LEASED:
+        raise LabelError("assignment", f"only a leased item can be skipped (this one is {assignment.status})")
+    assignment.status, assignment.skip_reason = AssignmentStatus.SKIPPED, reason.strip()
+    assignment.save(update_fields=["status", "skip_reason"])
+    return assignment
+
+
+@transaction.atomic
+def flag_assignment(assignment_id: int, user, *, reason: str) -> Assignment:
+    """Marks the item for a reviewer's attention; labelling can go on."""
+    assignment = _own_assignment(assignment_id, user)
+    if not reason.strip():
+        raise LabelError("reason", "say what a reviewer should look at")
+    assignment.flagged, assignment.flag_reason = True, reason.strip()
+    assignment.save(update_fields=["flagged", "flag_reason"])
+    return assignment
