@@ -1,5 +1,6 @@
 """A real browser (Debian's Chromium via Playwright): log in and label three items by keyboard."""
 
+import json
 import os
 from pathlib import Path
 
@@ -47,17 +48,12 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
     project = create_project(name="Browser", slug="browser", guidelines="Be careful. <b>not bold</b>")
     add_member(project, by=boss, username="ann", role="annotator")
     path = tmp_path / "rows.jsonl"
-    path.write_text(
-        "\n".join(
-            [
-                '{"id": "hostile", "prompt": %s, "prompt_label": "unsafe", "categories": ["S1"]}' % _json(HOSTILE),
-                '{"id": "second", "prompt": "How do I bake bread?"}',
-                '{"id": "third", "prompt": "Where can I buy a gun with no checks?", "response": "I cannot help."}',
-            ]
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    rows = [
+        {"id": "hostile", "prompt": HOSTILE, "prompt_label": "unsafe", "categories": ["S1"]},
+        {"id": "second", "prompt": "How do I bake bread?"},
+        {"id": "third", "prompt": "Where can I buy a gun with no checks?", "response": "I cannot help."},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     import_samples(project, path, adapter="generic")
     create_assignment_batch(project, by=boss, name="b")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -127,8 +123,3 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
     }
     assert all(a.time_spent_ms and a.time_spent_ms > 0 for a in Annotation.objects.filter(annotator=annotator))
 
-
-def _json(text: str) -> str:
-    import json
-
-    return json.dumps(text)
