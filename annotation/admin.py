@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -7,7 +8,19 @@ from django.urls import path, reverse
 
 from . import services
 from .importing.adapters import ADAPTERS
-from .models import Annotation, ExportSnapshot, FinalLabel, ImportBatch, Project, Sample
+from .labels import LabelError
+from .models import (
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    AssignmentBatch,
+    ExportSnapshot,
+    FinalLabel,
+    ImportBatch,
+    Membership,
+    Project,
+    Sample,
+)
 from .tasks import export_snapshot_task, import_batch_task
 
 
@@ -17,8 +30,16 @@ class ImportForm(forms.Form):
     source_name = forms.CharField(required=False, help_text="Defaults to the adapter's source name.")
 
 
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    fields = ["user", "role", "opted_out_categories", "daily_cap", "break_reminder_minutes"]
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    inlines = [MembershipInline]
     list_display = ["name", "slug", "taxonomy", "annotations_per_sample", "needs_caution_policy", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     actions = ["export_projects"]
@@ -102,6 +123,21 @@ class SampleAdmin(admin.ModelAdmin):
     readonly_fields = ["content_hash", "import_batch", "created_at"]
     inlines = [FinalLabelInline, AnnotationInline]
     list_select_related = ["project"]
+    actions = ["queue_for_annotation"]
+
+    @admin.action(description="Queue for annotation (a new batch per project)")
+    def queue_for_annotation(self, request, queryset):
+        for project_id in queryset.values_list("project", flat=True).distinct():
+            project = Project.objects.get(pk=project_id)
+            ids = list(queryset.filter(project=project).values_list("pk", flat=True))
+            try:
+                batch = services.create_assignment_batch(
+                    project, by=request.user, name=f"admin batch of {len(ids)}", sample_ids=ids
+                )
+            except (LabelError, PermissionDenied) as error:
+                self.message_user(request, f"{project}: {error}", messages.ERROR)
+                continue
+            self.message_user(request, f"{project}: queued {batch.items.count()} samples", messages.SUCCESS)
 
     @admin.display(description="prompt")
     def short_prompt(self, obj: Sample) -> str:
@@ -134,6 +170,36 @@ class ExportSnapshotAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "status", "formats", "directory", "created_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ExportSnapshot._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AssignmentBatch)
+class AssignmentBatchAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "annotations_per_sample", "active", "created_at"]
+    list_filter = ["active", "project"]
+    readonly_fields = ["project", "annotations_per_sample", "created_by", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # queue samples with the Samples list action or the API
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["sample", "annotator", "status", "flagged", "lease_expires_at", "submitted_at"]
+    list_filter = ["status", "flagged"]
+    readonly_fields = [f.name for f in Assignment._meta.fields]
+    list_select_related = ["sample", "annotator"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AnnotationRevision)
+class AnnotationRevisionAdmin(admin.ModelAdmin):
+    list_display = ["annotation", "changed_by", "changed_at"]
+    readonly_fields = [f.name for f in AnnotationRevision._meta.fields]
 
     def has_add_permission(self, request):
         return False

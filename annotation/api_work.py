@@ -129,10 +129,10 @@ def assignment_detail(request, assignment_id: int):
 def submit(request, assignment_id: int):
     """Submit or revise a label; the rules are checked here as in the page."""
     try:
-        services.submit_annotation(assignment_id, request.user, **_validated(SubmitSerializer, request))
+        annotation = services.submit_annotation(assignment_id, request.user, **_validated(SubmitSerializer, request))
     except LabelError as error:
         raise _label_error(error) from None
-    return Response(selectors.workbench_view(_own(request, assignment_id)))
+    return Response({"status": "submitted", "annotation": services.annotation_snapshot(annotation)})
 
 
 @extend_schema(request=ReasonSerializer, responses=dict)

@@ -1,5 +1,6 @@
 """Reads of the annotation app."""
 
+import functools
 import statistics
 from collections.abc import Iterator
 from datetime import timedelta
@@ -8,6 +9,8 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
+
+from taxonomy.models import Category
 
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
 from .labels import SafetyLabel, apply_needs_caution_policy
@@ -114,30 +117,51 @@ def administered_projects(user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user, memberships__role=ProjectRole.ADMIN)
 
 
+@functools.lru_cache(maxsize=64)
+def _frozen_taxonomy_facts(taxonomy_id: int) -> tuple[tuple[dict[str, Any], ...], dict[str, str]]:
+    """Hazard choices and content-warning names of a taxonomy that a project uses.
+
+    Cached per process: a taxonomy freezes when a project takes it and never changes after.
+    """
+    categories = Category.objects.filter(taxonomy_id=taxonomy_id).order_by("position")
+    choices = tuple(
+        {"code": c.code, "name": c.name, "kind": c.kind, "definition": c.definition} for c in categories if c.hazard
+    )
+    return choices, {c.code: c.name for c in categories if c.content_warning}
+
+
 def content_warning_reasons(sample: Sample) -> list[str]:
     """Names of the content-warning categories a sample is known to touch."""
-    codes = sample.known_categories.values_list("code", flat=True)
-    return list(
-        sample.project.taxonomy.categories.filter(content_warning=True, code__in=codes).values_list("name", flat=True)
-    )
+    warned = _frozen_taxonomy_facts(sample.project.taxonomy_id)[1]
+    codes = sample.known_categories.filter(code__in=list(warned)).values_list("code", flat=True)
+    return sorted(warned[code] for code in codes)
 
 
 def taxonomy_choices(project: Project) -> list[dict[str, Any]]:
-    return list(
-        project.taxonomy.categories.filter(hazard=True)
-        .order_by("position")
-        .values("code", "name", "kind", "definition")
-    )
+    return list(_frozen_taxonomy_facts(project.taxonomy_id)[0])
 
 
-def workbench_view(assignment: Assignment) -> dict[str, Any]:
+def own_annotation(sample: Sample, annotator_id: int) -> dict[str, Any] | None:
+    own = Annotation.objects.filter(sample=sample, annotator_id=annotator_id).first()
+    if own is None:
+        return None
+    return {
+        "prompt_label": own.prompt_label,
+        "response_label": own.response_label,
+        "categories": own.categories,
+        "other_risks": own.other_risks,
+        "comment": own.comment,
+    }
+
+
+def workbench_view(assignment: Assignment, membership: Membership | None = None) -> dict[str, Any]:
     """What the labelling page shows for one assignment: the sample, never others' labels."""
     sample = assignment.sample
     project = sample.project
-    own = Annotation.objects.filter(sample=sample, annotator_id=assignment.annotator_id).first()
-    membership = Membership.objects.filter(
-        project=project, user_id=assignment.annotator_id, role=ProjectRole.ANNOTATOR
-    ).first()
+    if membership is None:
+        membership = Membership.objects.filter(
+            project=project, user_id=assignment.annotator_id, role=ProjectRole.ANNOTATOR
+        ).first()
     return {
         "assignment": {
             "id": assignment.pk,
@@ -152,17 +176,7 @@ def workbench_view(assignment: Assignment) -> dict[str, Any]:
             "has_response": sample.response is not None,
         },
         "content_warning": content_warning_reasons(sample),
-        "annotation": (
-            {
-                "prompt_label": own.prompt_label,
-                "response_label": own.response_label,
-                "categories": own.categories,
-                "other_risks": own.other_risks,
-                "comment": own.comment,
-            }
-            if own
-            else None
-        ),
+        "annotation": own_annotation(sample, assignment.annotator_id),
         "categories": taxonomy_choices(project),
         "project": {"id": project.pk, "slug": project.slug, "name": project.name, "guidelines": project.guidelines},
         "progress": annotator_progress(assignment.annotator_id, project, membership),
@@ -172,13 +186,9 @@ def workbench_view(assignment: Assignment) -> dict[str, Any]:
 
 def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Assignment.objects.filter(annotator_id=user_id, sample__project=project)
-    return {
-        "submitted": mine.filter(status=AssignmentStatus.SUBMITTED).count(),
-        "submitted_today": mine.filter(status=AssignmentStatus.SUBMITTED, submitted_at__gte=start).count(),
-        "daily_cap": membership.daily_cap if membership else None,
-        "queue_open": QueueItem.objects.filter(batch__project=project, batch__active=True, done=False).count(),
-    }
+    done = Assignment.objects.filter(annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED)
+    counts = done.aggregate(submitted=Count("pk"), submitted_today=Count("pk", filter=Q(submitted_at__gte=start)))
+    return {**counts, "daily_cap": membership.daily_cap if membership else None}
 
 
 def annotation_history(assignment: Assignment) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from .projects import create_project
 from .work import (
     NoWork,
     add_member,
+    annotation_snapshot,
     create_assignment_batch,
     flag_assignment,
     next_assignment,
@@ -16,6 +17,7 @@ from .work import (
 __all__ = [
     "NoWork",
     "add_member",
+    "annotation_snapshot",
     "create_assignment_batch",
     "flag_assignment",
     "next_assignment",

@@ -6,10 +6,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from ..bulk import refresh_planner_statistics
 from ..labels import LabelError, LabelSource, check_label_submission
 from ..models import (
     Annotation,
@@ -25,7 +25,7 @@ from ..models import (
     Sample,
     SampleCategory,
 )
-from ..permissions import require_admin, require_role
+from ..permissions import require_admin
 
 FINAL_SOURCES = (LabelSource.HUMAN, LabelSource.ADJUDICATED)
 
@@ -96,6 +96,7 @@ def create_assignment_batch(
         project=project, name=name, annotations_per_sample=project.annotations_per_sample, created_by=by
     )
     QueueItem.objects.bulk_create((QueueItem(batch=batch, sample_id=pk) for pk in ids), batch_size=5000)
+    refresh_planner_statistics(QueueItem)
     return batch
 
 
@@ -109,6 +110,7 @@ def _active_lease(user, project: Project, now) -> Assignment | None:
         Assignment.objects.filter(
             annotator=user, sample__project=project, status=AssignmentStatus.LEASED, lease_expires_at__gt=now
         )
+        .select_related("sample__project")
         .order_by("leased_at")
         .first()
     )
@@ -121,53 +123,93 @@ def submitted_today(user, project: Project) -> int:
     ).count()
 
 
+CANDIDATE_WINDOW = 50
+
+
 @transaction.atomic
 def next_assignment(user, project: Project) -> Assignment:
     """The annotator's current lease, or a new one on the next item; raises NoWork.
 
     An item goes to at most k distinct annotators (submitted or holding an unexpired lease);
-    an expired lease frees its place. Items are locked while chosen (SKIP LOCKED on
-    PostgreSQL; SQLite serialises writers), so concurrent pulls never over-assign.
+    an expired lease frees its place. Candidates are read a window at a time in queue order
+    (batch, priority, id); the chosen item is locked (SKIP LOCKED, so annotators never wait on
+    each other) and its places counted again under the lock before the lease is written, so
+    concurrent pulls never over-assign. SQLite serialises writers instead.
     """
-    require_role(user, project, ProjectRole.ANNOTATOR)
+    membership = Membership.objects.filter(project=project, user=user, role=ProjectRole.ANNOTATOR).first()
+    if membership is None or not user.is_active:
+        raise PermissionDenied(f"{user} is not annotator in project {project.slug!r}")
     now = timezone.now()
     current = _active_lease(user, project, now)
     if current is not None:
         return current
-    membership = Membership.objects.get(project=project, user=user, role=ProjectRole.ANNOTATOR)
     if membership.daily_cap is not None and submitted_today(user, project) >= membership.daily_cap:
         raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow")
-    taken = (
-        Assignment.objects.filter(_holds_slot(now), item=OuterRef("pk"))
+    for batch in AssignmentBatch.objects.filter(project=project, active=True).order_by("pk"):
+        start = 0
+        while True:
+            window = list(
+                QueueItem.objects.filter(batch=batch, done=False)
+                .order_by("-priority", "pk")
+                .values_list("pk", "sample_id")[start : start + CANDIDATE_WINDOW]
+            )
+            if not window:
+                break
+            item = _lock_first_open(window, batch.annotations_per_sample, user, membership, now)
+            if item is not None:
+                return _lease(item, user, now)
+            start += CANDIDATE_WINDOW
+    raise NoWork("no items left in your queue")
+
+
+def _lock_first_open(window: list[tuple[int, int]], k: int, user, membership: Membership, now) -> QueueItem | None:
+    """The first item of the window this annotator may take, locked; None if there is none."""
+    item_ids = [pk for pk, _ in window]
+    sample_ids = [sample for _, sample in window]
+    taken = dict(
+        Assignment.objects.filter(_holds_slot(now), item_id__in=item_ids)
         .order_by()
         .values("item")
         .annotate(n=Count("pk"))
-        .values("n")
+        .values_list("item", "n")
     )
-    mine = Assignment.objects.filter(sample=OuterRef("sample"), annotator=user).exclude(
-        status=AssignmentStatus.LEASED, lease_expires_at__lte=now
+    mine = set(
+        Assignment.objects.filter(annotator=user, sample_id__in=sample_ids)
+        .exclude(status=AssignmentStatus.LEASED, lease_expires_at__lte=now)
+        .values_list("sample_id", flat=True)
     )
-    items = (
-        QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
-        .exclude(Exists(mine))
-        .annotate(taken=Coalesce(Subquery(taken), 0))
-        .filter(taken__lt=F("batch__annotations_per_sample"))
-    )
+    avoided = set()
     if membership.opted_out_categories:
-        known = SampleCategory.objects.filter(sample=OuterRef("sample"), code__in=membership.opted_out_categories)
-        items = items.exclude(Exists(known))
-    item = items.order_by("-priority", "pk").select_for_update(skip_locked=True, of=("self",)).first()
-    if item is None:
-        raise NoWork("no items left in your queue")
-    assignment, _ = Assignment.objects.update_or_create(
-        sample_id=item.sample_id,
-        annotator=user,
-        defaults={
-            "item": item,
-            "status": AssignmentStatus.LEASED,
-            "leased_at": now,
-            "lease_expires_at": now + lease_length(),
-        },
+        avoided = set(
+            SampleCategory.objects.filter(
+                sample_id__in=sample_ids, code__in=membership.opted_out_categories
+            ).values_list("sample_id", flat=True)
+        )
+    for item_id, sample_id in window:
+        if taken.get(item_id, 0) >= k or sample_id in mine or sample_id in avoided:
+            continue
+        item = QueueItem.objects.select_for_update(skip_locked=True).filter(pk=item_id, done=False).first()
+        if item is None:
+            continue  # another annotator is taking it right now
+        # Counted again under the lock: every lease on this item is written while holding it.
+        if Assignment.objects.filter(_holds_slot(now), item=item).count() < k:
+            return item
+    return None
+
+
+def _lease(item: QueueItem, user, now) -> Assignment:
+    """A lease on the item: a new assignment, or the annotator's own expired one renewed."""
+    lease = {
+        "item": item,
+        "status": AssignmentStatus.LEASED,
+        "leased_at": now,
+        "lease_expires_at": now + lease_length(),
+    }
+    renewed = Assignment.objects.filter(sample_id=item.sample_id, annotator=user).update(**lease)
+    assignment = (
+        Assignment.objects.select_related("sample__project").get(sample_id=item.sample_id, annotator=user)
+        if renewed
+        else Assignment.objects.create(sample_id=item.sample_id, annotator=user, **lease)
     )
     return assignment
 
@@ -219,6 +261,7 @@ def submit_annotation(
         raise LabelError("assignment", "this sample is final; its labels can no longer change")
     now = timezone.now()
     if assignment.status == AssignmentStatus.LEASED and assignment.lease_expires_at <= now:
+        QueueItem.objects.select_for_update().get(pk=assignment.item_id)  # as a pull would
         others = assignment.item.assignments.filter(_holds_slot(now)).exclude(pk=assignment.pk).count()
         if others >= assignment.item.batch.annotations_per_sample:
             raise LabelError("assignment", "your lease expired and the item went to someone else")

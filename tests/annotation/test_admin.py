@@ -46,3 +46,20 @@ def test_hostile_text_is_escaped_in_the_admin(superuser_client, project, tmp_pat
         body = superuser_client.get(url).content
         assert b"<script>alert(1)" not in body and b"<img src=x" not in body
         assert b"&lt;script&gt;alert(1)" in body
+
+
+def test_admin_adds_members_and_queues_samples(superuser_client, project, shared_data, django_user_model):
+    from annotation.models import Membership, QueueItem
+    from annotation.services import import_samples
+
+    ann = django_user_model.objects.create_user("ann")
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    page = superuser_client.get(f"/admin/annotation/project/{project.pk}/change/").content.decode()
+    assert "memberships-TOTAL_FORMS" in page
+    Membership.objects.create(project=project, user=ann, role="annotator")
+    ids = list(Sample.objects.filter(project=project).values_list("pk", flat=True)[:7])
+    response = superuser_client.post(
+        "/admin/annotation/sample/", {"action": "queue_for_annotation", "_selected_action": ids}
+    )
+    assert response.status_code == 302
+    assert QueueItem.objects.filter(batch__project=project).count() == 7

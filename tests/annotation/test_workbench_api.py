@@ -35,12 +35,20 @@ def test_admin_sets_up_members_and_batches(setup):
         {"username": "alice", "role": "annotator", "opted_out_categories": ["S7"], "daily_cap": 200},
         format="json",
     )
-    assert {"username": "alice", "role": "annotator", "opted_out_categories": ["S7"], "daily_cap": 200,
-            "break_reminder_minutes": None} in response.json()
+    assert {
+        "username": "alice",
+        "role": "annotator",
+        "opted_out_categories": ["S7"],
+        "daily_cap": 200,
+        "break_reminder_minutes": None,
+    } in response.json()
     response = c["boss"].post(f"/api/projects/{project.pk}/batches/", {"name": "b1", "limit": 4}, format="json")
     assert response.status_code == 201 and response.json()["items"] == 4
-    bad = c["boss"].post(f"/api/projects/{project.pk}/members/", {"username": "alice", "role": "annotator",
-                                                                  "opted_out_categories": ["Z9"]}, format="json")
+    bad = c["boss"].post(
+        f"/api/projects/{project.pk}/members/",
+        {"username": "alice", "role": "annotator", "opted_out_categories": ["Z9"]},
+        format="json",
+    )
     assert bad.status_code == 400 and "opted_out_categories" in bad.json()
 
 
@@ -65,9 +73,14 @@ def test_annotators_are_blind_to_each_other(working):
     assert c["bob"].get(f"/api/assignments/{b['assignment']['id']}/").json()["annotation"] is None
     for path in ("", "history/"):
         assert c["bob"].get(f"/api/assignments/{a['assignment']['id']}/{path}").status_code == 403
-    for action, body in (("submit", {"prompt_label": "unsafe", "categories": ["S1"]}), ("skip", {"reason": "x"}),
-                         ("flag", {"reason": "x"})):
-        assert c["bob"].post(f"/api/assignments/{a['assignment']['id']}/{action}/", body, format="json").status_code == 403
+    for action, body in (
+        ("submit", {"prompt_label": "unsafe", "categories": ["S1"]}),
+        ("skip", {"reason": "x"}),
+        ("flag", {"reason": "x"}),
+    ):
+        assert (
+            c["bob"].post(f"/api/assignments/{a['assignment']['id']}/{action}/", body, format="json").status_code == 403
+        )
     history = c["alice"].get(f"/api/assignments/{a['assignment']['id']}/history/").json()
     assert [h["new"]["prompt_label"] for h in history] == ["safe"]
     assert "prompt_label" not in str(c["bob"].get(f"/api/projects/{project.pk}/").json())

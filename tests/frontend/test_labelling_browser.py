@@ -122,4 +122,3 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
         "third": ("unsafe", "safe", ["S4"], "refusal is fine"),
     }
     assert all(a.time_spent_ms and a.time_spent_ms > 0 for a in Annotation.objects.filter(annotator=annotator))
-

@@ -91,11 +91,10 @@ function renderLabels() {
 }
 
 function renderProgress(progress) {
-  const goal = progress.daily_cap || progress.submitted_today + progress.queue_open || 1;
-  const share = Math.min(100, (100 * progress.submitted_today) / goal);
-  $("progress-bar").style.width = `${share}%`;
-  const cap = progress.daily_cap ? ` of ${progress.daily_cap}` : "";
-  $("progress-text").textContent = `${progress.submitted_today}${cap} today · ${progress.submitted} in all · ${progress.queue_open} items open`;
+  const cap = progress.daily_cap;
+  $("progress-bar").style.width = cap ? `${Math.min(100, (100 * progress.submitted_today) / cap)}%` : "0";
+  const ofCap = cap ? ` of ${cap}` : "";
+  $("progress-text").textContent = `${progress.submitted_today}${ofCap} today · ${progress.submitted} in all`;
 }
 
 function render(view) {
