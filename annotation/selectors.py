@@ -176,7 +176,10 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
             "has_response": sample.response is not None,
         },
         "content_warning": content_warning_reasons(sample),
-        "annotation": own_annotation(sample, assignment.annotator_id),
+        # Only a submitted assignment has a label of its own to show (leases are never re-given).
+        "annotation": (
+            own_annotation(sample, assignment.annotator_id) if assignment.status == AssignmentStatus.SUBMITTED else None
+        ),
         "categories": taxonomy_choices(project),
         "project": {"id": project.pk, "slug": project.slug, "name": project.name, "guidelines": project.guidelines},
         "progress": annotator_progress(assignment.annotator_id, project, membership),

@@ -155,15 +155,18 @@ def next_assignment(user, project: Project) -> Assignment:
             )
             if not window:
                 break
-            item = _lock_first_open(window, batch.annotations_per_sample, user, membership, now)
-            if item is not None:
-                return _lease(item, user, now)
+            found = _lock_first_open(window, batch.annotations_per_sample, user, membership, now)
+            if found is not None:
+                return _lease(*found, user, now)
             start += CANDIDATE_WINDOW
     raise NoWork("no items left in your queue")
 
 
-def _lock_first_open(window: list[tuple[int, int]], k: int, user, membership: Membership, now) -> QueueItem | None:
-    """The first item of the window this annotator may take, locked; None if there is none."""
+def _lock_first_open(
+    window: list[tuple[int, int]], k: int, user, membership: Membership, now
+) -> tuple[QueueItem, bool] | None:
+    """The first item of the window this annotator may take, locked, and whether the annotator
+    holds an expired lease on it; None if there is none."""
     item_ids = [pk for pk, _ in window]
     sample_ids = [sample for _, sample in window]
     taken = dict(
@@ -173,11 +176,12 @@ def _lock_first_open(window: list[tuple[int, int]], k: int, user, membership: Me
         .annotate(n=Count("pk"))
         .values_list("item", "n")
     )
-    mine = set(
-        Assignment.objects.filter(annotator=user, sample_id__in=sample_ids)
-        .exclude(status=AssignmentStatus.LEASED, lease_expires_at__lte=now)
-        .values_list("sample_id", flat=True)
-    )
+    mine, expired = set(), set()
+    for sample_id, status, expires in Assignment.objects.filter(annotator=user, sample_id__in=sample_ids).values_list(
+        "sample_id", "status", "lease_expires_at"
+    ):
+        lapsed = status == AssignmentStatus.LEASED and expires <= now
+        (expired if lapsed else mine).add(sample_id)
     avoided = set()
     if membership.opted_out_categories:
         avoided = set(
@@ -193,11 +197,11 @@ def _lock_first_open(window: list[tuple[int, int]], k: int, user, membership: Me
             continue  # another annotator is taking it right now
         # Counted again under the lock: every lease on this item is written while holding it.
         if Assignment.objects.filter(_holds_slot(now), item=item).count() < k:
-            return item
+            return item, sample_id in expired
     return None
 
 
-def _lease(item: QueueItem, user, now) -> Assignment:
+def _lease(item: QueueItem, renew: bool, user, now) -> Assignment:
     """A lease on the item: a new assignment, or the annotator's own expired one renewed."""
     lease = {
         "item": item,
@@ -205,13 +209,10 @@ def _lease(item: QueueItem, user, now) -> Assignment:
         "leased_at": now,
         "lease_expires_at": now + lease_length(),
     }
-    renewed = Assignment.objects.filter(sample_id=item.sample_id, annotator=user).update(**lease)
-    assignment = (
-        Assignment.objects.select_related("sample__project").get(sample_id=item.sample_id, annotator=user)
-        if renewed
-        else Assignment.objects.create(sample_id=item.sample_id, annotator=user, **lease)
-    )
-    return assignment
+    if not renew:
+        return Assignment.objects.create(sample_id=item.sample_id, annotator=user, **lease)
+    Assignment.objects.filter(sample_id=item.sample_id, annotator=user).update(**lease)
+    return Assignment.objects.select_related("sample__project").get(sample_id=item.sample_id, annotator=user)
 
 
 def _own_assignment(assignment_id: int, user) -> Assignment:

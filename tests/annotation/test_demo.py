@@ -26,3 +26,17 @@ def test_load_demo_refuses_without_debug(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("load_demo")
+
+
+@pytest.mark.django_db
+def test_demo_annotators_can_label_at_once(settings):
+    from django.contrib.auth import get_user_model
+
+    from annotation.services import next_assignment, submit_annotation
+
+    settings.DEBUG = True
+    call_command("load_demo")
+    project = Project.objects.get(slug="demo")
+    annotator = get_user_model().objects.get(username="annotator1")
+    assignment = next_assignment(annotator, project)
+    submit_annotation(assignment.pk, annotator, prompt_label="safe", response_label="safe")

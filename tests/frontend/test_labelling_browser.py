@@ -111,6 +111,14 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
     page.wait_for_selector("#no-work:not([hidden])")
     page.screenshot(path=str(SCREENSHOTS / "5-done.png"))
 
+    # Back to the last item to revise it: the response was unsafe after all.
+    page.keyboard.press("b")
+    page.wait_for_selector(".turn")
+    assert page.get_attribute('button[data-target="response"][data-value="safe"]', "aria-pressed") == "true"
+    page.keyboard.press("Shift+U")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#no-work:not([hidden])")
+
     assert dialogs == []
     stored = {
         a.sample.uid: (a.prompt_label, a.response_label, a.categories, a.comment)
@@ -119,6 +127,8 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
     assert stored == {
         "hostile": ("unsafe", None, ["S11"], ""),
         "second": ("safe", None, [], ""),
-        "third": ("unsafe", "safe", ["S4"], "refusal is fine"),
+        "third": ("unsafe", "unsafe", ["S4"], "refusal is fine"),
     }
     assert all(a.time_spent_ms and a.time_spent_ms > 0 for a in Annotation.objects.filter(annotator=annotator))
+    third = Annotation.objects.get(annotator=annotator, sample__uid="third")
+    assert [(r.old or {}).get("response_label") for r in third.revisions.all()] == [None, "safe"]

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import Project
-from annotation.services import create_project, import_samples
+from annotation.models import AssignmentBatch, Membership, Project
+from annotation.services import create_assignment_batch, create_project, import_samples
 
 # Real rows from ../shared/data: (adapter, path relative to AEGIS_SHARED_DATA).
 DEMO_FILES = [
@@ -13,6 +13,7 @@ DEMO_FILES = [
     ("xstest_completions", "xstest/model_completions/xstest_v2_completions_gpt4.csv"),
     ("hh_rlhf", "hh_rlhf_harmless_base/test.jsonl.gz"),
 ]
+DEMO_BATCH_SOURCES = ["xstest_completions_gpt4", "simple_safety_tests"]
 DEMO_ACCOUNTS = [
     ("admin", "aegis-demo-admin", True),
     ("annotator1", "aegis-demo-annotator", False),
@@ -42,6 +43,20 @@ class Command(BaseCommand):
         for adapter, relative in DEMO_FILES:
             batch = import_samples(project, data / relative, adapter=adapter)
             self.stdout.write(f"  {relative}: {batch.created_count} added, {batch.existing_count} already there")
+        admin = users.objects.get(username="admin")
+        for username, _, staff in DEMO_ACCOUNTS:
+            if not staff:
+                Membership.objects.get_or_create(
+                    project=project,
+                    user=users.objects.get(username=username),
+                    role="annotator",
+                    defaults={"break_reminder_minutes": 50},
+                )
+        if not AssignmentBatch.objects.filter(project=project).exists():
+            batch = create_assignment_batch(project, by=admin, name="demo batch", sources=DEMO_BATCH_SOURCES)
+            self.stdout.write(
+                f"  queued {batch.items.count()} samples for annotation (k = {batch.annotations_per_sample})"
+            )
         self.stdout.write(self.style.SUCCESS("Demo accounts (username / password):"))
         for username, password, staff in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username} / {password}{'   (admin)' if staff else ''}")

@@ -13,6 +13,7 @@ const state = {
   digits: "",
   digitTimer: null,
   busy: false,
+  previous: [], // assignments submitted on this page, newest last, for revising with "b"
 };
 
 async function api(path, body) {
@@ -165,8 +166,8 @@ function typeDigit(digit) {
   else state.digitTimer = setTimeout(flushDigits, DIGIT_WAIT_MS);
 }
 
-async function act(work) {
-  if (state.busy || !state.view) return;
+async function act(work, needsItem = true) {
+  if (state.busy || (needsItem && !state.view)) return;
   state.busy = true;
   try {
     await work();
@@ -189,6 +190,7 @@ function submit() {
       comment: $("comment").value,
       time_spent_ms: Math.round(performance.now() - state.started),
     });
+    if (!state.previous.includes(id)) state.previous.push(id);
     await loadNext();
   });
 }
@@ -214,6 +216,19 @@ function flag() {
     await api(`/api/assignments/${state.view.assignment.id}/flag/`, { reason });
     say("Flagged for review.");
   });
+}
+
+function back() {
+  return act(async () => {
+    const current = state.view && state.view.assignment.id;
+    const earlier = state.previous.filter((id) => id !== current);
+    if (!earlier.length) {
+      say("Nothing labelled earlier on this page.");
+      return;
+    }
+    render(await api(`/api/assignments/${earlier[earlier.length - 1]}/`));
+    say("Revising your earlier label; Enter saves it and goes on.");
+  }, false);
 }
 
 function reveal() {
@@ -246,6 +261,7 @@ const KEYS = {
   k: skip,
   f: flag,
   r: reveal,
+  b: back,
   g: () => ($("guidelines").hidden = !$("guidelines").hidden),
   "?": toggleHelp,
   o: () => $("other-risks").focus(),
@@ -261,7 +277,7 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (event.ctrlKey || event.metaKey || event.altKey || $("help").open) return;
-  if (!state.view && event.key !== "?") return;
+  if (!state.view && !["?", "b"].includes(event.key)) return;
   if (/^[0-9]$/.test(event.key)) {
     event.preventDefault();
     typeDigit(event.key);
