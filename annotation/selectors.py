@@ -107,7 +107,7 @@ def export_rows(project: Project, filters: dict[str, list[str]]) -> Iterator[dic
 
 def user_projects(user) -> QuerySet[Project]:
     """Projects a person belongs to (staff: all), with counts."""
-    projects = projects_with_counts()
+    projects = projects_with_counts().order_by("name", "pk")
     return projects if user.is_staff else projects.filter(memberships__user=user).distinct()
 
 

@@ -58,6 +58,18 @@ def admin_client(client, django_user_model):
     return client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def close_stray_connections(django_db_setup, django_db_blocker):
+    """Ends connections that threads of the tests left open, so the test database can be dropped."""
+    yield
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, media_dir):
     """A real Celery worker on the test database, for the PostgreSQL + Redis pass."""

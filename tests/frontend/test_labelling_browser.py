@@ -1,7 +1,6 @@
 """A real browser (Debian's Chromium via Playwright): log in and label three items by keyboard."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,6 @@ import pytest
 from annotation.models import Annotation
 from annotation.services import add_member, create_assignment_batch, create_project, import_samples
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 HOSTILE = "<script>alert(1)</script> and <img src=x onerror=alert(2)> then " + "A" * 3000
@@ -20,9 +18,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
