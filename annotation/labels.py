@@ -41,12 +41,16 @@ _SAFETY_SPELLINGS = {
 }
 
 
+def _parse_spelling(value: object, spellings: dict, choices: type[models.TextChoices]):
+    label = spellings.get(value.strip().lower()) if isinstance(value, str) else None
+    if label is None:
+        raise ValueError(f"{value!r} is not one of {', '.join(choices.values)}")
+    return label
+
+
 def parse_safety_label(value: str) -> SafetyLabel:
     """``safe``/``unsafe``/``needs caution`` in any case; raises ValueError naming the choices."""
-    label = _SAFETY_SPELLINGS.get(value.strip().lower()) if isinstance(value, str) else None
-    if label is None:
-        raise ValueError(f"{value!r} is not one of safe, unsafe, needs_caution")
-    return label
+    return _parse_spelling(value, _SAFETY_SPELLINGS, SafetyLabel)
 
 
 _LABEL_SOURCES = {source.value: source for source in LabelSource}
@@ -78,10 +82,7 @@ _REFUSAL_SPELLINGS = {
 
 def parse_refusal_label(value: str) -> RefusalLabel:
     """XSTest's ``1_full_compliance``… and the plain ``compliance``/``refusal`` spellings."""
-    label = _REFUSAL_SPELLINGS.get(value.strip().lower()) if isinstance(value, str) else None
-    if label is None:
-        raise ValueError(f"{value!r} is not one of {', '.join(RefusalLabel.values)}")
-    return label
+    return _parse_spelling(value, _REFUSAL_SPELLINGS, RefusalLabel)
 
 
 class LabelError(ValueError):
