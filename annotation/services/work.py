@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from ..bulk import refresh_planner_statistics
@@ -136,7 +136,10 @@ def next_assignment(user, project: Project) -> Assignment:
     each other) and its places counted again under the lock before the lease is written, so
     concurrent pulls never over-assign. SQLite serialises writers instead.
     """
-    membership = Membership.objects.filter(project=project, user=user, role=ProjectRole.ANNOTATOR).first()
+    # Locking the membership row serialises one person's pulls (two tabs), no one else's.
+    membership = (
+        Membership.objects.select_for_update().filter(project=project, user=user, role=ProjectRole.ANNOTATOR).first()
+    )
     if membership is None or not user.is_active:
         raise PermissionDenied(f"{user} is not annotator in project {project.slug!r}")
     now = timezone.now()
@@ -169,19 +172,17 @@ def _lock_first_open(
     holds an expired lease on it; None if there is none."""
     item_ids = [pk for pk, _ in window]
     sample_ids = [sample for _, sample in window]
-    taken = dict(
-        Assignment.objects.filter(_holds_slot(now), item_id__in=item_ids)
-        .order_by()
-        .values("item")
-        .annotate(n=Count("pk"))
-        .values_list("item", "n")
-    )
+    # One read of the window's assignments: places taken per item, and the annotator's own.
+    taken: dict[int, int] = {}
     mine, expired = set(), set()
-    for sample_id, status, expires in Assignment.objects.filter(annotator=user, sample_id__in=sample_ids).values_list(
-        "sample_id", "status", "lease_expires_at"
+    for item_id, annotator_id, status, expires in Assignment.objects.filter(item_id__in=item_ids).values_list(
+        "item_id", "annotator_id", "status", "lease_expires_at"
     ):
         lapsed = status == AssignmentStatus.LEASED and expires <= now
-        (expired if lapsed else mine).add(sample_id)
+        if status == AssignmentStatus.SUBMITTED or (status == AssignmentStatus.LEASED and not lapsed):
+            taken[item_id] = taken.get(item_id, 0) + 1
+        if annotator_id == user.pk:
+            (expired if lapsed else mine).add(item_id)
     avoided = set()
     if membership.opted_out_categories:
         avoided = set(
@@ -190,14 +191,14 @@ def _lock_first_open(
             ).values_list("sample_id", flat=True)
         )
     for item_id, sample_id in window:
-        if taken.get(item_id, 0) >= k or sample_id in mine or sample_id in avoided:
+        if taken.get(item_id, 0) >= k or item_id in mine or sample_id in avoided:
             continue
         item = QueueItem.objects.select_for_update(skip_locked=True).filter(pk=item_id, done=False).first()
         if item is None:
             continue  # another annotator is taking it right now
         # Counted again under the lock: every lease on this item is written while holding it.
         if Assignment.objects.filter(_holds_slot(now), item=item).count() < k:
-            return item, sample_id in expired
+            return item, item_id in expired
     return None
 
 
