@@ -1,6 +1,10 @@
-"""REST API of the annotator workbench: members, batches, next item, submit, skip, flag, history."""
+"""REST API of the annotator workbench: members, batches, next item, submit, skip, flag, history,
+and the agreement report."""
+
+import csv
 
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -11,7 +15,7 @@ from rest_framework.response import Response
 from . import selectors, services
 from .labels import LabelError
 from .models import Assignment, Membership, Project, ProjectRole
-from .permissions import require_admin
+from .permissions import require_admin, require_role
 
 
 class MemberSerializer(serializers.Serializer):
@@ -172,3 +176,19 @@ def dashboard(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
     require_admin(request.user, project)
     return Response(selectors.project_dashboard(project))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def agreement(request, pk: int):
+    """The agreement report (reviewers and admins); ``?as=csv`` downloads it as CSV."""
+    project = get_object_or_404(Project, pk=pk)
+    require_role(request.user, project, ProjectRole.ADMIN, ProjectRole.REVIEWER)
+    report = selectors.agreement_report(project)
+    if request.query_params.get("as") == "csv":
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="agreement-{project.slug}.csv"'
+        csv.writer(response, lineterminator="\n").writerows(selectors.agreement_rows(report))
+        return response
+    return Response(report)

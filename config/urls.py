@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/projects/<int:pk>/batches/", api_work.batches, name="project-batches"),
     path("api/projects/<int:pk>/next/", api_work.next_item, name="project-next"),
     path("api/projects/<int:pk>/dashboard/", api_work.dashboard, name="project-dashboard"),
+    path("api/projects/<int:pk>/agreement/", api_work.agreement, name="project-agreement"),
     path("api/assignments/<int:assignment_id>/", api_work.assignment_detail, name="assignment-detail"),
     path("api/assignments/<int:assignment_id>/submit/", api_work.submit, name="assignment-submit"),
     path("api/assignments/<int:assignment_id>/skip/", api_work.skip, name="assignment-skip"),

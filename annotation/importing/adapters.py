@@ -291,10 +291,15 @@ class XSTestCompletionsAdapter(Adapter):
     annotator_columns = ("annotation_1", "annotation_2")
     automatic_columns = ("gpt4_label", "strmatch_label")
 
+    def model_of(self, filename: str) -> str | None:
+        """``xstest_v2_completions_gpt4.csv`` → ``gpt4``."""
+        match = re.search(r"completions_([A-Za-z0-9]+)", filename)
+        return match.group(1) if match else None
+
     def source_name_for(self, filename: str) -> str:
         """``xstest_v2_completions_gpt4.csv`` → ``xstest_completions_gpt4``."""
-        match = re.search(r"completions_([A-Za-z0-9]+)", filename)
-        return f"{self.default_source}_{match.group(1)}" if match else self.default_source
+        model = self.model_of(filename)
+        return f"{self.default_source}_{model}" if model else self.default_source
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
         prompt_type = text_field(record, "type")
@@ -310,7 +315,8 @@ class XSTestCompletionsAdapter(Adapter):
             prompt_label_source=LabelSource.IMPORTED.value,
             response_refusal=refusal_label(text_field(record, "final_label", required=False), "final_label"),
         )
-        metadata = {"type": prompt_type}
+        model = self.model_of(ctx.filename)
+        metadata = {"type": prompt_type, "response_model": model}
         for column in self.automatic_columns:
             if record.get(column):
                 metadata[column] = record[column]
@@ -321,6 +327,7 @@ class XSTestCompletionsAdapter(Adapter):
                 metadata=metadata,
                 final_label=final,
                 annotations=annotations,
+                response_model=model,
             )
         ]
 

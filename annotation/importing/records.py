@@ -38,12 +38,17 @@ class SampleRecord:
     metadata: dict = field(default_factory=dict)
     final_label: FinalLabelRecord | None = None
     annotations: list[AnnotationRecord] = field(default_factory=list)
+    response_model: str | None = None
 
     @property
     def content_hash(self) -> str:
-        """Identity of the content: the turns and, for redacted prompts, the reconstruction id."""
-        payload = orjson.dumps([self.turns, self.reconstruction_id])
-        return hashlib.sha256(payload).hexdigest()
+        """Identity of the content: the turns, for redacted prompts the reconstruction id, and
+        where the source names it the model that wrote the response (two models' identical
+        completions are two samples with their own labels)."""
+        identity = [self.turns, self.reconstruction_id]
+        if self.response_model:
+            identity.append(self.response_model)
+        return hashlib.sha256(orjson.dumps(identity)).hexdigest()
 
 
 def dialogue(prompt: str, response: str | None) -> list[dict[str, str]]:
