@@ -260,8 +260,6 @@ def agreement_ratings(project: Project) -> dict[str, Any]:
     fields: dict[str, Ratings] = {name: Ratings() for name in AGREEMENT_FIELDS}
     fields.update({f"{name} (policy)": Ratings() for name in ("prompt_label", "response_label")})
     category_sets = Ratings()
-    codes = [c["code"] for c in taxonomy_choices(project)]
-    per_category = {code: Ratings() for code in codes}
     rows = Annotation.objects.filter(sample__project=project).values_list(
         "sample_id", "annotator__username", "prompt_label", "response_label", "response_refusal", "categories"
     )
@@ -272,16 +270,14 @@ def agreement_ratings(project: Project) -> dict[str, Any]:
         fields["prompt_label (policy)"].add(sample, annotator, apply_needs_caution_policy(prompt, policy))
         fields["response_label (policy)"].add(sample, annotator, apply_needs_caution_policy(response, policy))
         if prompt is not None or response is not None:
-            chosen = frozenset(categories)
-            category_sets.add(sample, annotator, chosen)
-            for code in codes:
-                per_category[code].add(sample, annotator, code in chosen)
-    return {"fields": fields, "category_sets": category_sets, "per_category": per_category}
+            category_sets.add(sample, annotator, frozenset(categories))
+    return {"fields": fields, "category_sets": category_sets}
 
 
 def agreement_report(project: Project, *, bootstrap: int = 200, seed: int = 0) -> dict[str, Any]:
     """Agreement per field, per category and over category sets, pairwise and per annotator."""
     from .agreement import (
+        binary_alpha_by_category,
         confusion_matrix,
         fleiss_kappa,
         krippendorff_alpha,
@@ -302,9 +298,9 @@ def agreement_report(project: Project, *, bootstrap: int = 200, seed: int = 0) -
             "leave_one_out": leave_one_out(field_ratings),
             "confusion": confusion_matrix(field_ratings),
         }
+    codes = [c["code"] for c in taxonomy_choices(project)]
     per_category = {
-        code: krippendorff_alpha(category_ratings).as_dict()
-        for code, category_ratings in ratings["per_category"].items()
+        code: stat.as_dict() for code, stat in binary_alpha_by_category(ratings["category_sets"], codes).items()
     }
     return {
         "project": project.slug,

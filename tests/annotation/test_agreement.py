@@ -124,3 +124,51 @@ def test_report_command_and_api(project, tmp_path, capsys, client, django_user_m
     assert client.get(f"/api/projects/{project.pk}/agreement/").json()["fields"]["prompt_label"]["alpha"]["units"] == 12
     download = client.get(f"/api/projects/{project.pk}/agreement/?as=csv")
     assert download["Content-Type"] == "text/csv" and b"krippendorff_alpha" in download.content
+
+
+def test_masi_alpha_and_confusion_match_the_package_and_brute_force():
+    import random
+    from itertools import combinations
+
+    from annotation.agreement import confusion_matrix
+
+    rng = random.Random(7)
+    sets = [frozenset(), frozenset({"S1"}), frozenset({"S1", "S11"}), frozenset({"S8"}), frozenset({"S8", "S10"})]
+    data = ratings(
+        (unit, annotator, rng.choice(sets[:2] if unit % 2 else sets))
+        for unit in range(60)
+        for annotator in rng.sample("ABCDE", rng.randint(1, 4))
+    )
+    ours = krippendorff_alpha(data, distance=masi_distance, bootstrap=50)
+    domain = sorted({v for r in data.by_unit.values() for v in r.values()}, key=str)
+    index = {v: i for i, v in enumerate(domain)}
+    table = np.full((5, 60), np.nan)
+    for unit, rated in data.by_unit.items():
+        for annotator, value in rated.items():
+            table["ABCDE".index(annotator), unit] = index[value]
+    distances = np.array([[masi_distance(a, b) for b in domain] for a in domain])
+    expected = krippendorff.alpha(
+        reliability_data=table,
+        value_domain=list(range(len(domain))),
+        level_of_measurement=lambda v1, v2, i1, i2, n_v, dtype=np.float64: distances[i1, i2],
+    )
+    assert ours.value == pytest.approx(expected, abs=1e-9)
+    assert ours.low <= ours.value <= ours.high
+
+    labels = ratings((unit, annotator, rng.choice("xyz")) for unit in range(40) for annotator in "ABC")
+    brute = {}
+    for rated in labels.by_unit.values():
+        for a, b in combinations(rated.values(), 2):
+            brute[(a, b)] = brute.get((a, b), 0) + 1
+            brute[(b, a)] = brute.get((b, a), 0) + 1
+    matrix = confusion_matrix(labels)
+    for i, a in enumerate(matrix["values"]):
+        for j, b in enumerate(matrix["values"]):
+            assert matrix["counts"][i][j] == brute.get((a, b), 0)
+    assert krippendorff_alpha(labels).value == pytest.approx(
+        krippendorff.alpha(
+            reliability_data=[[" xyz".index(labels.by_unit[u][a]) for u in range(40)] for a in "ABC"],
+            level_of_measurement="nominal",
+        ),
+        abs=1e-9,
+    )
