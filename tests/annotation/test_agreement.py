@@ -77,7 +77,14 @@ def test_single_annotator_and_no_overlap():
 
 def test_ties_and_missing_labels():
     data = ratings(
-        [(1, "A", "safe"), (1, "B", "unsafe"), (1, "C", "safe"), (2, "A", "unsafe"), (2, "B", "unsafe"), (3, "A", "safe")]
+        [
+            (1, "A", "safe"),
+            (1, "B", "unsafe"),
+            (1, "C", "safe"),
+            (2, "A", "unsafe"),
+            (2, "B", "unsafe"),
+            (3, "A", "safe"),
+        ]
     )
     loo = {row["annotator"]: row for row in leave_one_out(data)}
     # unit 1 for A: others B=unsafe, C=safe is a tie and is left out; unit 2: B says unsafe = A
@@ -97,10 +104,17 @@ def test_masi_distance():
 @pytest.mark.django_db
 def test_report_command_and_api(project, tmp_path, capsys, client, django_user_model):
     rows = [
-        {"prompt": f"p{i}", "annotations": [
-            {"annotator": "ann-a", "prompt_label": "unsafe", "categories": ["S1"]},
-            {"annotator": "ann-b", "prompt_label": "unsafe" if i % 3 else "safe", "categories": ["S1"] if i % 3 else []},
-        ]}
+        {
+            "prompt": f"p{i}",
+            "annotations": [
+                {"annotator": "ann-a", "prompt_label": "unsafe", "categories": ["S1"]},
+                {
+                    "annotator": "ann-b",
+                    "prompt_label": "unsafe" if i % 3 else "safe",
+                    "categories": ["S1"] if i % 3 else [],
+                },
+            ],
+        }
         for i in range(12)
     ]
     path = tmp_path / "two.jsonl"
@@ -117,7 +131,7 @@ def test_report_command_and_api(project, tmp_path, capsys, client, django_user_m
 
     reviewer = django_user_model.objects.create_user("rev")
     client.force_login(reviewer)
-    assert client.get(f"/api/projects/{project.pk}/agreement/").status_code == 404 or 403
+    assert client.get(f"/api/projects/{project.pk}/agreement/").status_code == 403
     Membership.objects.create(project=project, user=reviewer, role="annotator")
     assert client.get(f"/api/projects/{project.pk}/agreement/").status_code == 403
     Membership.objects.create(project=project, user=reviewer, role="reviewer")
