@@ -19,6 +19,7 @@ from .models import (
     ImportBatch,
     Membership,
     Project,
+    ReviewItem,
     Sample,
 )
 from .tasks import export_snapshot_task, import_batch_task
@@ -200,6 +201,16 @@ class AssignmentAdmin(admin.ModelAdmin):
 class AnnotationRevisionAdmin(admin.ModelAdmin):
     list_display = ["annotation", "changed_by", "changed_at"]
     readonly_fields = [f.name for f in AnnotationRevision._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    list_display = ["sample", "reason", "created_at", "resolved_at", "resolved_by"]
+    list_filter = ["resolved_at"]
+    readonly_fields = [f.name for f in ReviewItem._meta.fields]
 
     def has_add_permission(self, request):
         return False

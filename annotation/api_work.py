@@ -192,3 +192,39 @@ def agreement(request, pk: int):
         csv.writer(response, lineterminator="\n").writerows(selectors.agreement_rows(report))
         return response
     return Response(report)
+
+
+class AdjudicationSerializer(serializers.Serializer):
+    prompt_label = serializers.CharField()
+    response_label = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    categories = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def review_queue(request, pk: int):
+    """Samples waiting for a reviewer, with every annotation (reviewers and admins)."""
+    project = get_object_or_404(Project, pk=pk)
+    return Response(services.review_queue(project, request.user))
+
+
+@extend_schema(request=AdjudicationSerializer, responses=dict)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def adjudicate(request, pk: int, sample_id: int):
+    """A reviewer's final label for a sample (provenance ``adjudicated``)."""
+    project = get_object_or_404(Project, pk=pk)
+    try:
+        final = services.adjudicate(project, sample_id, request.user, **_validated(AdjudicationSerializer, request))
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response(
+        {
+            "prompt_label": final.prompt_label,
+            "response_label": final.response_label,
+            "categories": final.categories,
+            "prompt_label_source": final.prompt_label_source,
+            "decided_by": request.user.username,
+        }
+    )

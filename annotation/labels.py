@@ -27,6 +27,10 @@ class LabelSource(models.TextChoices):
     IMPORTED = "imported", "Imported without provenance"
 
 
+# Final labels that only a reviewer may change (imported and jury labels give way to humans).
+FINAL_LABEL_SOURCES = (LabelSource.HUMAN, LabelSource.ADJUDICATED)
+
+
 class NeedsCautionPolicy(models.TextChoices):
     UNSAFE = "unsafe", "Needs Caution counts as unsafe"
     SAFE = "safe", "Needs Caution counts as safe"

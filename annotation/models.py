@@ -17,6 +17,11 @@ class Project(models.Model):
     needs_caution_policy = models.CharField(
         max_length=10, choices=NeedsCautionPolicy.choices, default=NeedsCautionPolicy.UNSAFE
     )
+    review_below_agreement = models.FloatField(
+        default=0.5,
+        help_text="A finished sample goes to reviewers when no label has a majority or the share of "
+        "annotators agreeing with the majority is below this.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -256,3 +261,18 @@ class AnnotationRevision(models.Model):
 
     class Meta:
         ordering = ["changed_at", "pk"]
+
+
+class ReviewItem(models.Model):
+    """A sample waiting for a reviewer: no majority, low agreement, or flagged by an annotator."""
+
+    sample = models.OneToOneField(Sample, on_delete=models.CASCADE, related_name="review_item")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["resolved_at", "created_at"], name="review_item_open")]

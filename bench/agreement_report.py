@@ -39,8 +39,12 @@ def generate(path: Path, samples: int, annotators: int = 12, per_sample: int = 3
                     codes = rng.sample(CODES, 1)
                 label = "unsafe" if unsafe else ("needs_caution" if rng.random() < 0.05 else "safe")
                 annotations.append(
-                    {"annotator": f"bench-annotator-{who:02d}", "prompt_label": label, "response_label": label,
-                     "categories": codes}
+                    {
+                        "annotator": f"bench-annotator-{who:02d}",
+                        "prompt_label": label,
+                        "response_label": label,
+                        "categories": codes,
+                    }
                 )
             row = {"prompt": f"prompt {i}", "response": f"response {i}", "annotations": annotations}
             stream.write(json.dumps(row) + "\n")

@@ -1,5 +1,6 @@
 """Writes of the annotation app (atomic, validated); views, commands and tasks call these."""
 
+from .adjudication import adjudicate, finalize_sample, review_queue
 from .exports import export_dataset, run_export, start_export
 from .imports import import_samples, run_import_batch, start_import_batch, store_upload
 from .projects import create_project
@@ -16,6 +17,9 @@ from .work import (
 
 __all__ = [
     "NoWork",
+    "adjudicate",
+    "finalize_sample",
+    "review_queue",
     "add_member",
     "annotation_snapshot",
     "create_assignment_batch",

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..bulk import refresh_planner_statistics
-from ..labels import LabelError, LabelSource, check_label_submission
+from ..labels import FINAL_LABEL_SOURCES, LabelError, check_label_submission
 from ..models import (
     Annotation,
     AnnotationRevision,
@@ -26,8 +26,7 @@ from ..models import (
     SampleCategory,
 )
 from ..permissions import require_admin
-
-FINAL_SOURCES = (LabelSource.HUMAN, LabelSource.ADJUDICATED)
+from .adjudication import finalize_sample, open_review
 
 
 class NoWork(Exception):
@@ -239,7 +238,7 @@ def annotation_snapshot(annotation: Annotation) -> dict:
 
 
 def is_finalised(sample: Sample) -> bool:
-    return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_SOURCES).exists()
+    return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists()
 
 
 @transaction.atomic
@@ -298,6 +297,7 @@ def submit_annotation(
         submitted = item.assignments.filter(status=AssignmentStatus.SUBMITTED).count()
         if submitted >= assignment.item.batch.annotations_per_sample:
             QueueItem.objects.filter(pk=item.pk).update(done=True)
+            finalize_sample(sample)
     return annotation
 
 
@@ -322,4 +322,5 @@ def flag_assignment(assignment_id: int, user, *, reason: str) -> Assignment:
         raise LabelError("reason", "say what a reviewer should look at")
     assignment.flagged, assignment.flag_reason = True, reason.strip()
     assignment.save(update_fields=["flagged", "flag_reason"])
+    open_review(assignment.sample, f"flagged by {user}: {reason.strip()}")
     return assignment

@@ -1,0 +1,148 @@
+"""Final labels from annotations: majority → ``human``; no majority or low agreement → a
+reviewer decides (``adjudicated``). Reviewers see every annotation of the samples they settle."""
+
+from collections import Counter
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from ..labels import FINAL_LABEL_SOURCES, LabelSource, SafetyLabel, check_label_submission
+from ..models import Annotation, FinalLabel, Project, ProjectRole, ReviewItem, Sample, SampleCategory
+from ..permissions import require_role
+
+
+def _majority(values: list[str]) -> tuple[str | None, float]:
+    """The value most annotators chose and its share; None when the top is tied."""
+    ranked = Counter(values).most_common(2)
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return None, 0.0
+    return ranked[0][0], ranked[0][1] / len(values)
+
+
+def majority_categories(annotations: list[Annotation]) -> list[str]:
+    """Codes named by at least half of the annotators, most named first (ties by first naming)."""
+    named = Counter(code for annotation in annotations for code in annotation.categories)
+    needed = len(annotations) / 2
+    return [code for code, count in named.most_common() if count >= needed]
+
+
+def open_review(sample: Sample, reason: str) -> ReviewItem:
+    item, created = ReviewItem.objects.get_or_create(sample=sample, defaults={"reason": reason})
+    if not created and item.resolved_at is None and reason not in item.reason:
+        item.reason = f"{item.reason}; {reason}"
+        item.save(update_fields=["reason"])
+    return item
+
+
+@transaction.atomic
+def finalize_sample(sample: Sample) -> FinalLabel | ReviewItem | None:
+    """Called when a sample has all its annotations: majority → final label, else review.
+
+    A final label from humans or a reviewer is never replaced here; imported ones are.
+    """
+    if FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists():
+        return None
+    annotations = list(Annotation.objects.filter(sample=sample, import_batch__isnull=True))
+    if not annotations:
+        return None
+    prompt, prompt_share = _majority([a.prompt_label for a in annotations if a.prompt_label])
+    response, response_share = None, 1.0
+    if sample.response is not None:
+        response, response_share = _majority([a.response_label for a in annotations if a.response_label])
+    threshold = sample.project.review_below_agreement
+    if prompt is None or (sample.response is not None and response is None):
+        return open_review(sample, "no majority label")
+    if min(prompt_share, response_share) < threshold:
+        return open_review(sample, f"agreement {min(prompt_share, response_share):.2f} below {threshold:.2f}")
+    unsafe = SafetyLabel.UNSAFE in (prompt, response) or SafetyLabel.NEEDS_CAUTION in (prompt, response)
+    final, _ = FinalLabel.objects.update_or_create(
+        sample=sample,
+        defaults={
+            "prompt_label": prompt,
+            "prompt_label_source": LabelSource.HUMAN,
+            "response_label": response,
+            "response_label_source": LabelSource.HUMAN if response else None,
+            "categories": majority_categories(annotations) if unsafe else [],
+            "decided_by": None,
+            "import_batch": None,
+        },
+    )
+    return final
+
+
+def _reviewable(sample_id: int, reviewer, project: Project) -> Sample:
+    require_role(reviewer, project, ProjectRole.REVIEWER, ProjectRole.ADMIN)
+    sample = Sample.objects.select_related("project__taxonomy").filter(pk=sample_id, project=project).first()
+    if sample is None:
+        raise PermissionDenied("no such sample in this project")
+    return sample
+
+
+@transaction.atomic
+def adjudicate(
+    project: Project,
+    sample_id: int,
+    reviewer,
+    *,
+    prompt_label: str | None,
+    response_label: str | None = None,
+    categories: list[str] | None = None,
+) -> FinalLabel:
+    """A reviewer sets the final label (provenance ``adjudicated``, who decided is kept)."""
+    sample = _reviewable(sample_id, reviewer, project)
+    prompt, response, codes = check_label_submission(
+        has_response=sample.response is not None,
+        hazard_codes=list(project.taxonomy.categories.filter(hazard=True).values_list("code", flat=True)),
+        prompt_label=prompt_label,
+        response_label=response_label,
+        categories=list(categories or []),
+    )
+    final, _ = FinalLabel.objects.update_or_create(
+        sample=sample,
+        defaults={
+            "prompt_label": prompt,
+            "prompt_label_source": LabelSource.ADJUDICATED,
+            "response_label": response,
+            "response_label_source": LabelSource.ADJUDICATED if response else None,
+            "categories": codes,
+            "decided_by": reviewer,
+            "import_batch": None,
+        },
+    )
+    SampleCategory.objects.bulk_create([SampleCategory(sample=sample, code=c) for c in codes], ignore_conflicts=True)
+    ReviewItem.objects.filter(sample=sample, resolved_at__isnull=True).update(
+        resolved_at=timezone.now(), resolved_by=reviewer
+    )
+    return final
+
+
+def review_queue(project: Project, reviewer) -> list[dict]:
+    """Open review items with every annotation (reviewers are not blind), oldest first."""
+    require_role(reviewer, project, ProjectRole.REVIEWER, ProjectRole.ADMIN)
+    items = (
+        ReviewItem.objects.filter(sample__project=project, resolved_at__isnull=True)
+        .select_related("sample")
+        .order_by("created_at", "pk")
+    )
+    result = []
+    for item in items[:200]:
+        annotations = Annotation.objects.filter(sample=item.sample).select_related("annotator")
+        result.append(
+            {
+                "sample": {"id": item.sample.pk, "uid": item.sample.uid, "turns": item.sample.turns},
+                "reason": item.reason,
+                "annotations": [
+                    {
+                        "annotator": a.annotator.username,
+                        "prompt_label": a.prompt_label,
+                        "response_label": a.response_label,
+                        "categories": a.categories,
+                        "other_risks": a.other_risks,
+                        "comment": a.comment,
+                    }
+                    for a in annotations
+                ],
+            }
+        )
+    return result

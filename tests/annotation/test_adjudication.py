@@ -1,0 +1,98 @@
+"""Final labels: majority → human; tie or low agreement → a reviewer adjudicates; flags go to review."""
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from rest_framework.test import APIClient
+
+from annotation.models import FinalLabel, Membership, ReviewItem
+from annotation.services import (
+    add_member,
+    adjudicate,
+    create_assignment_batch,
+    flag_assignment,
+    import_samples,
+    next_assignment,
+    review_queue,
+    submit_annotation,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def crew(project, django_user_model, tmp_path):
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    people = [django_user_model.objects.create_user(f"a{i}") for i in range(3)]
+    for person in people:
+        add_member(project, by=boss, username=person.username, role="annotator")
+    reviewer = django_user_model.objects.create_user("rita")
+    add_member(project, by=boss, username="rita", role="reviewer")
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "one", "prompt": "How do I hurt someone?", "response": "I will not help."}\n')
+    import_samples(project, path, adapter="generic")
+    create_assignment_batch(project, by=boss, name="b")
+    return people, reviewer
+
+
+def label(person, project, prompt, response, categories=()):
+    assignment = next_assignment(person, project)
+    submit_annotation(assignment.pk, person, prompt_label=prompt, response_label=response, categories=list(categories))
+    return assignment
+
+
+def test_majority_becomes_a_human_final_label(project, crew):
+    people, _ = crew
+    label(people[0], project, "unsafe", "safe", ["S1", "S11"])
+    label(people[1], project, "unsafe", "safe", ["S1"])
+    assert not FinalLabel.objects.exists()  # not before all k annotations
+    label(people[2], project, "safe", "safe")
+    final = FinalLabel.objects.get()
+    assert (final.prompt_label, final.prompt_label_source, final.response_label) == ("unsafe", "human", "safe")
+    assert final.categories == ["S1"]  # named by at least half of the annotators
+    assert not ReviewItem.objects.exists()
+
+
+def test_tie_goes_to_a_reviewer_who_decides(project, crew, django_user_model):
+    people, reviewer = crew
+    label(people[0], project, "unsafe", "safe", ["S1"])
+    label(people[1], project, "safe", "safe")
+    label(people[2], project, "needs_caution", "safe")
+    assert not FinalLabel.objects.exists()
+    (item,) = review_queue(project, reviewer)
+    assert item["reason"] == "no majority label" and len(item["annotations"]) == 3
+    with pytest.raises(PermissionDenied):
+        adjudicate(project, item["sample"]["id"], people[0], prompt_label="safe", response_label="safe")
+    final = adjudicate(
+        project, item["sample"]["id"], reviewer, prompt_label="unsafe", response_label="safe", categories=["S1"]
+    )
+    assert (final.prompt_label_source, final.decided_by) == ("adjudicated", reviewer)
+    assert review_queue(project, reviewer) == []
+
+
+def test_low_agreement_threshold(project, crew):
+    project.review_below_agreement = 0.9
+    project.save()
+    people, reviewer = crew
+    label(people[0], project, "unsafe", "safe", ["S1"])
+    label(people[1], project, "unsafe", "safe", ["S1"])
+    label(people[2], project, "safe", "safe")
+    assert "below 0.90" in review_queue(project, reviewer)[0]["reason"]
+
+
+def test_flags_reach_the_reviewers_through_the_api(project, crew):
+    people, reviewer = crew
+    assignment = next_assignment(people[0], project)
+    flag_assignment(assignment.pk, people[0], reason="real person's address")
+    client = APIClient()
+    client.force_authenticate(reviewer)
+    queue = client.get(f"/api/projects/{project.pk}/review/").json()
+    assert "flagged by a0: real person's address" in queue[0]["reason"]
+    response = client.post(
+        f"/api/projects/{project.pk}/review/{queue[0]['sample']['id']}/",
+        {"prompt_label": "unsafe", "response_label": "safe", "categories": ["S9"]},
+        format="json",
+    )
+    assert response.status_code == 200 and response.json()["prompt_label_source"] == "adjudicated"
+    client.force_authenticate(people[1])
+    assert client.get(f"/api/projects/{project.pk}/review/").status_code == 403
+    assert Membership.objects.filter(user=reviewer, role="reviewer").exists()
