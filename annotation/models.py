@@ -276,3 +276,18 @@ class ReviewItem(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["resolved_at", "created_at"], name="review_item_open")]
+
+
+class AgreementReport(models.Model):
+    """A computed agreement report, reused while the project's labels stay as they were."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_reports")
+    labels_fingerprint = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
+    report = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

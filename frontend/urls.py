@@ -7,4 +7,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<int:pk>/label/", views.label, name="label"),
     path("projects/<int:pk>/dashboard/", views.dashboard, name="dashboard"),
+    path("projects/<int:pk>/agreement/", views.agreement, name="agreement"),
+    path("projects/<int:pk>/agreement/<int:report_id>/<str:name>.png", views.agreement_plot, name="agreement-plot"),
+    path(
+        "projects/<int:pk>/agreement/<int:report_id>/<str:name>/<str:field>.png",
+        views.agreement_plot,
+        name="agreement-field-plot",
+    ),
 ]

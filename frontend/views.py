@@ -1,11 +1,15 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 
-from annotation.models import Project, ProjectRole
-from annotation.permissions import project_roles, require_admin
+from annotation.models import AgreementReport, JobStatus, Project, ProjectRole
+from annotation.permissions import project_roles, require_admin, require_role
 from annotation.selectors import project_dashboard, user_projects
+from annotation.services.reports import current_agreement_report
+from annotation.tasks import agreement_report_task
 
 
 @login_required
@@ -29,3 +33,34 @@ def dashboard(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
     require_admin(request.user, project)
     return render(request, "frontend/dashboard.html", {"project": project, "board": project_dashboard(project)})
+
+
+@login_required
+def agreement(request, pk: int):
+    """The agreement report: computed by a task when the labels changed, then shown from cache."""
+    project = get_object_or_404(Project, pk=pk)
+    report, start = current_agreement_report(project, request.user)
+    if start:
+        transaction.on_commit(lambda: agreement_report_task.delay(report.pk), robust=True)
+        report.refresh_from_db()
+    fields = (report.report or {}).get("fields", {})
+    context = {
+        "project": project,
+        "record": report,
+        "report": report.report,
+        "fields": fields,
+        "ready": report.status == JobStatus.SUCCEEDED,
+    }
+    return render(request, "frontend/agreement.html", context)
+
+
+@login_required
+def agreement_plot(request, pk: int, report_id: int, name: str, field: str = "prompt_label"):
+    from annotation.plots import PLOTS
+
+    project = get_object_or_404(Project, pk=pk)
+    require_role(request.user, project, ProjectRole.ADMIN, ProjectRole.REVIEWER)
+    record = get_object_or_404(AgreementReport, pk=report_id, project=project, status=JobStatus.SUCCEEDED)
+    if name not in PLOTS or (name != "categories" and field not in record.report["fields"]):
+        raise Http404("no such plot")
+    return HttpResponse(PLOTS[name](record.report, field), content_type="image/png")
