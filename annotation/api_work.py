@@ -16,6 +16,7 @@ from . import selectors, services
 from .labels import LabelError
 from .models import Assignment, Membership, Project, ProjectRole
 from .permissions import require_admin, require_role
+from .services import qa as qa_service
 
 
 class MemberSerializer(serializers.Serializer):
@@ -228,3 +229,35 @@ def adjudicate(request, pk: int, sample_id: int):
             "decided_by": request.user.username,
         }
     )
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def qa_next(request, pk: int):
+    """The next completed item to re-check, blind: the sample only, not the annotator's label."""
+    project = get_object_or_404(Project, pk=pk)
+    assignment = qa_service.next_qa_item(project, request.user)
+    if assignment is None:
+        return Response({"no_work": "nothing left to re-check"})
+    sample = assignment.sample
+    return Response(
+        {
+            "assignment": assignment.pk,
+            "sample": {"id": sample.pk, "turns": sample.turns, "has_response": sample.response is not None},
+        }
+    )
+
+
+@extend_schema(request=AdjudicationSerializer, responses=dict)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def qa_check(request, pk: int, assignment_id: int):
+    project = get_object_or_404(Project, pk=pk)
+    try:
+        check = qa_service.record_qa_check(
+            project, assignment_id, request.user, **_validated(AdjudicationSerializer, request)
+        )
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response({"agrees": check.agrees}, status=status.HTTP_201_CREATED)

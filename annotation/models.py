@@ -17,6 +17,9 @@ class Project(models.Model):
     needs_caution_policy = models.CharField(
         max_length=10, choices=NeedsCautionPolicy.choices, default=NeedsCautionPolicy.UNSAFE
     )
+    qa_per_hundred = models.PositiveSmallIntegerField(
+        default=15, help_text="Of every 100 items an annotator completes, how many a reviewer re-labels."
+    )
     review_below_agreement = models.FloatField(
         default=0.5,
         help_text="A finished sample goes to reviewers when no label has a majority or the share of "
@@ -291,3 +294,15 @@ class AgreementReport(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class QACheck(models.Model):
+    """A reviewer's blind re-label of one annotator's completed item (quality-lead re-check)."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="qa_check")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    prompt_label = models.CharField(max_length=20, choices=SafetyLabel.choices)
+    response_label = models.CharField(max_length=20, choices=SafetyLabel.choices, null=True, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    agrees = models.BooleanField(help_text="Same prompt and response labels as the annotator.")
+    created_at = models.DateTimeField(auto_now_add=True)

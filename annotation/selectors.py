@@ -218,6 +218,8 @@ def project_dashboard(project: Project) -> dict[str, Any]:
             done=Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
             skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
             flagged=Count("pk", filter=Q(flagged=True)),
+            qa_checked=Count("qa_check"),
+            qa_disagreed=Count("qa_check", filter=Q(qa_check__agrees=False)),
         )
         .order_by("annotator__username")
     ):
@@ -229,6 +231,8 @@ def project_dashboard(project: Project) -> dict[str, Any]:
                 "skipped": row["skipped"],
                 "flagged": row["flagged"],
                 "median_seconds": round(statistics.median(spent) / 1000, 1) if spent else None,
+                "qa_checked": row["qa_checked"],
+                "qa_disagreement": row["qa_disagreed"] / row["qa_checked"] if row["qa_checked"] else None,
             }
         )
     since = timezone.now() - timedelta(hours=24)
