@@ -3,11 +3,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
+from annotation.labels import LabelError, SafetyLabel
 from annotation.models import AgreementReport, JobStatus, Project, ProjectRole
 from annotation.permissions import project_roles, require_admin, require_role
-from annotation.selectors import project_dashboard, user_projects
+from annotation.selectors import project_dashboard, taxonomy_choices, user_projects
+from annotation.services import adjudicate, review_queue
 from annotation.services.reports import current_agreement_report
 from annotation.tasks import agreement_report_task
 
@@ -64,3 +66,31 @@ def agreement_plot(request, pk: int, report_id: int, name: str, field: str = "pr
     if name not in PLOTS or (name != "categories" and field not in record.report["fields"]):
         raise Http404("no such plot")
     return HttpResponse(PLOTS[name](record.report, field), content_type="image/png")
+
+
+@login_required
+def review(request, pk: int):
+    """The reviewer queue: every annotation of each waiting sample, and a form to decide."""
+    project = get_object_or_404(Project, pk=pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            adjudicate(
+                project,
+                int(request.POST["sample"]),
+                request.user,
+                prompt_label=request.POST.get("prompt_label"),
+                response_label=request.POST.get("response_label") or None,
+                categories=request.POST.getlist("categories"),
+            )
+            return redirect("frontend:review", pk=project.pk)
+        except LabelError as problem:
+            error = str(problem)
+    context = {
+        "project": project,
+        "items": review_queue(project, request.user),
+        "labels": SafetyLabel.choices,
+        "categories": taxonomy_choices(project),
+        "error": error,
+    }
+    return render(request, "frontend/review.html", context)

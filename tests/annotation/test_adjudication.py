@@ -96,3 +96,37 @@ def test_flags_reach_the_reviewers_through_the_api(project, crew):
     client.force_authenticate(people[1])
     assert client.get(f"/api/projects/{project.pk}/review/").status_code == 403
     assert Membership.objects.filter(user=reviewer, role="reviewer").exists()
+
+
+def test_review_page_shows_annotations_escaped_and_decides(project, crew, client):
+    people, reviewer = crew
+    label(people[0], project, "unsafe", "safe", ["S1"])
+    label(people[1], project, "safe", "safe")
+    assignment = next_assignment(people[2], project)
+    submit_annotation(
+        assignment.pk,
+        people[2],
+        prompt_label="needs_caution",
+        response_label="safe",
+        categories=[],
+        other_risks="<script>alert(1)</script>",
+    )
+    client.force_login(people[0])
+    assert client.get(f"/projects/{project.pk}/review/").status_code == 403
+    client.force_login(reviewer)
+    page = client.get(f"/projects/{project.pk}/review/").content.decode()
+    assert (
+        "no majority label" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    )
+    sample_id = ReviewItem.objects.get().sample_id
+    bad = client.post(
+        f"/projects/{project.pk}/review/", {"sample": sample_id, "prompt_label": "unsafe", "response_label": "safe"}
+    )
+    assert "needs at least one category" in bad.content.decode()
+    done = client.post(
+        f"/projects/{project.pk}/review/",
+        {"sample": sample_id, "prompt_label": "unsafe", "response_label": "safe", "categories": ["S1"]},
+    )
+    assert done.status_code == 302
+    assert FinalLabel.objects.get().prompt_label_source == "adjudicated"
+    assert "Nothing waits for review" in client.get(f"/projects/{project.pk}/review/").content.decode()
