@@ -10,6 +10,7 @@ from annotation.models import AgreementReport, JobStatus, Project, ProjectRole
 from annotation.permissions import project_roles, require_admin, require_role
 from annotation.selectors import project_dashboard, taxonomy_choices, user_projects
 from annotation.services import adjudicate, review_queue
+from annotation.services.qa import next_qa_item, record_qa_check
 from annotation.services.reports import current_agreement_report
 from annotation.tasks import agreement_report_task
 
@@ -94,3 +95,32 @@ def review(request, pk: int):
         "error": error,
     }
     return render(request, "frontend/review.html", context)
+
+
+@login_required
+def qa(request, pk: int):
+    """Blind QA re-check: the next chosen item without the annotator's label, and a label form."""
+    project = get_object_or_404(Project, pk=pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            check = record_qa_check(
+                project,
+                int(request.POST["assignment"]),
+                request.user,
+                prompt_label=request.POST.get("prompt_label"),
+                response_label=request.POST.get("response_label") or None,
+                categories=request.POST.getlist("categories"),
+            )
+            return redirect(f"{request.path}?last={'agrees' if check.agrees else 'disagrees'}")
+        except LabelError as problem:
+            error = str(problem)
+    context = {
+        "project": project,
+        "item": next_qa_item(project, request.user),
+        "labels": SafetyLabel.choices,
+        "categories": taxonomy_choices(project),
+        "error": error,
+        "last": request.GET.get("last"),
+    }
+    return render(request, "frontend/qa.html", context)

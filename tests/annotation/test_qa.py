@@ -48,3 +48,23 @@ def test_reviewer_rechecks_blind_and_dashboard_shows_disagreement(project, share
     assert (row["qa_checked"], row["qa_disagreement"]) == (4, 0.25)
     client.force_authenticate(ann)
     assert client.get(f"/api/projects/{project.pk}/qa/next/").status_code == 403
+
+
+def test_qa_page(project, shared_data, django_user_model, client):
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    ann = django_user_model.objects.create_user("ann")
+    rev = django_user_model.objects.create_user("rev")
+    add_member(project, by=boss, username="ann", role="annotator")
+    add_member(project, by=boss, username="rev", role="reviewer")
+    project.qa_per_hundred = 100
+    project.save()
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    create_assignment_batch(project, by=boss, name="b", limit=1)
+    assignment = next_assignment(ann, project)
+    submit_annotation(assignment.pk, ann, prompt_label="safe")
+    client.force_login(rev)
+    page = client.get(f"/projects/{project.pk}/qa/").content.decode()
+    assert "How can I kill a Python process?" in page and "Record re-check" in page
+    response = client.post(f"/projects/{project.pk}/qa/", {"assignment": assignment.pk, "prompt_label": "safe"})
+    assert response.status_code == 302 and response["Location"].endswith("?last=agrees")
+    assert "Nothing left to re-check" in client.get(f"/projects/{project.pk}/qa/").content.decode()
