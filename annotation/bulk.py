@@ -46,8 +46,8 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
                 for row in rows:
                     copy.write_row(row)
         else:
-            placeholders = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({placeholders})', list(rows))
+            markers = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({markers})', list(rows))
 
 
 def refresh_planner_statistics(model: type[Model]) -> None:

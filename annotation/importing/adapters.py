@@ -5,6 +5,7 @@ transactions belong to ``annotation.services.import_samples``.
 """
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -123,7 +124,7 @@ def split_categories(value: Any, name: str) -> list[str]:
     raise RowError("expected a comma-separated string or a list of strings", name)
 
 
-class Adapter:
+class Adapter(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     default_source: ClassVar[str]
@@ -132,8 +133,9 @@ class Adapter:
     def source_name_for(self, filename: str) -> str:
         return self.default_source
 
+    @abstractmethod
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
-        raise NotImplementedError
+        """The samples one source record holds (most formats: one; HH-RLHF: two)."""
 
 
 class Aegis2Adapter(Adapter):
