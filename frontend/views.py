@@ -69,6 +69,19 @@ def agreement_plot(request, pk: int, report_id: int, name: str, field: str = "pr
     return HttpResponse(PLOTS[name](record.report, field), content_type="image/png")
 
 
+def _posted_labels(request) -> dict:
+    """The labels of the shared review/QA form (frontend/label_form.html)."""
+    return {
+        "prompt_label": request.POST.get("prompt_label"),
+        "response_label": request.POST.get("response_label") or None,
+        "categories": request.POST.getlist("categories"),
+    }
+
+
+def _label_form_context(project: Project, error: str) -> dict:
+    return {"labels": SafetyLabel.choices, "categories": taxonomy_choices(project), "error": error}
+
+
 @login_required
 def review(request, pk: int):
     """The reviewer queue: every annotation of each waiting sample, and a form to decide."""
@@ -80,9 +93,7 @@ def review(request, pk: int):
                 project,
                 int(request.POST["sample"]),
                 request.user,
-                prompt_label=request.POST.get("prompt_label"),
-                response_label=request.POST.get("response_label") or None,
-                categories=request.POST.getlist("categories"),
+                **_posted_labels(request),
             )
             return redirect("frontend:review", pk=project.pk)
         except LabelError as problem:
@@ -90,9 +101,7 @@ def review(request, pk: int):
     context = {
         "project": project,
         "items": review_queue(project, request.user),
-        "labels": SafetyLabel.choices,
-        "categories": taxonomy_choices(project),
-        "error": error,
+        **_label_form_context(project, error),
     }
     return render(request, "frontend/review.html", context)
 
@@ -108,9 +117,7 @@ def qa(request, pk: int):
                 project,
                 int(request.POST["assignment"]),
                 request.user,
-                prompt_label=request.POST.get("prompt_label"),
-                response_label=request.POST.get("response_label") or None,
-                categories=request.POST.getlist("categories"),
+                **_posted_labels(request),
             )
             return redirect(f"{request.path}?last={'agrees' if check.agrees else 'disagrees'}")
         except LabelError as problem:
@@ -118,9 +125,7 @@ def qa(request, pk: int):
     context = {
         "project": project,
         "item": next_qa_item(project, request.user),
-        "labels": SafetyLabel.choices,
-        "categories": taxonomy_choices(project),
-        "error": error,
+        **_label_form_context(project, error),
         "last": request.GET.get("last"),
     }
     return render(request, "frontend/qa.html", context)

@@ -18,7 +18,9 @@ def test_share_is_stable_and_close_to_the_rate():
     assert not any(due_for_qa(i, 0) for i in range(1000))
 
 
-def test_reviewer_rechecks_blind_and_dashboard_shows_disagreement(project, shared_data, django_user_model):
+@pytest.fixture
+def team(project, shared_data, django_user_model):
+    """An annotator and a reviewer, every completed item chosen for QA."""
     boss = django_user_model.objects.create_user("boss", is_staff=True)
     ann = django_user_model.objects.create_user("ann")
     rev = django_user_model.objects.create_user("rev")
@@ -27,6 +29,11 @@ def test_reviewer_rechecks_blind_and_dashboard_shows_disagreement(project, share
     project.qa_per_hundred = 100
     project.save()
     import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    return boss, ann, rev
+
+
+def test_reviewer_rechecks_blind_and_dashboard_shows_disagreement(project, team):
+    boss, ann, rev = team
     create_assignment_batch(project, by=boss, name="b", limit=4)
     for _ in range(4):
         assignment = next_assignment(ann, project)
@@ -50,15 +57,8 @@ def test_reviewer_rechecks_blind_and_dashboard_shows_disagreement(project, share
     assert client.get(f"/api/projects/{project.pk}/qa/next/").status_code == 403
 
 
-def test_qa_page(project, shared_data, django_user_model, client):
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    ann = django_user_model.objects.create_user("ann")
-    rev = django_user_model.objects.create_user("rev")
-    add_member(project, by=boss, username="ann", role="annotator")
-    add_member(project, by=boss, username="rev", role="reviewer")
-    project.qa_per_hundred = 100
-    project.save()
-    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+def test_qa_page(project, team, client):
+    boss, ann, rev = team
     create_assignment_batch(project, by=boss, name="b", limit=1)
     assignment = next_assignment(ann, project)
     submit_annotation(assignment.pk, ann, prompt_label="safe")
