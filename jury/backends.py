@@ -1,0 +1,106 @@
+"""Model backends behind one small interface. This module has the production path: any
+OpenAI-compatible server (what ``vllm serve`` exposes), with concurrency, timeouts, retries with
+back-off and structured output. In-process vLLM and transformers backends come with the jury.
+No torch is imported here."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class BackendError(Exception):
+    """A request that failed for good (after retries): the juror abstains on that sample."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    seconds: float
+    attempts: int
+
+
+@dataclass
+class OpenAICompatibleBackend:
+    """Chat completions against ``{base_url}/chat/completions`` (``base_url`` ends in ``/v1``)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 0.5
+    concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self.client = httpx.Client(
+            base_url=self.base_url.rstrip("/"), headers=headers, timeout=self.timeout, limits=limits
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _body(self, prompt: str, max_tokens: int, json_schema: dict | None, choices: list[str] | None) -> dict:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+        }
+        # vLLM: response_format for a JSON schema, structured_outputs for a choice; never both.
+        if json_schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": json_schema}}
+        elif choices:
+            body["structured_outputs"] = {"choice": choices}
+        return body
+
+    def complete(
+        self, prompt: str, *, max_tokens: int = 64, json_schema: dict | None = None, choices: list[str] | None = None
+    ) -> Completion:
+        """One prompt, greedy; retries connection errors, timeouts and 5xx/429 with back-off."""
+        body = self._body(prompt, max_tokens, json_schema, choices)
+        start = time.perf_counter()
+        last_error = ""
+        for attempt in range(1, self.retries + 2):
+            try:
+                response = self.client.post("/chat/completions", json=body)
+            except httpx.TimeoutException:
+                last_error = f"timed out after {self.timeout:g} s"
+            except httpx.TransportError as error:
+                last_error = f"cannot reach {self.base_url}: {error}"
+            else:
+                if response.status_code == 200:
+                    return Completion(self._text(response), time.perf_counter() - start, attempt)
+                last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    break
+            if attempt <= self.retries:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise BackendError(f"{self.model} at {self.base_url}: {last_error}")
+
+    def _text(self, response: httpx.Response) -> str:
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise BackendError(f"{self.model}: not a chat completion: {response.text[:200]}") from None
+        if not isinstance(content, str):
+            raise BackendError(f"{self.model}: the completion has no text")
+        return content
+
+    def complete_many(self, prompts: list[str], **options: Any) -> list[Completion | BackendError]:
+        """Many prompts at ``concurrency`` at once, in order; a failure stays with its prompt."""
+
+        def one(prompt: str) -> Completion | BackendError:
+            try:
+                return self.complete(prompt, **options)
+            except BackendError as error:
+                return error
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(one, prompts))
