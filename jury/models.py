@@ -1,0 +1,61 @@
+"""Jurors (LLMs that label what humans did not) and their verdicts."""
+
+from django.db import models
+
+from annotation.models import Project, Sample
+
+
+class JurorBackend(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible server (vllm serve)"
+    VLLM = "vllm", "vLLM in-process (GPU worker)"
+    TRANSFORMERS = "transformers", "transformers (CPU, small models)"
+
+
+class PromptFormat(models.TextChoices):
+    NEMOGUARD = "nemoguard", "NemoGuard JSON"
+    LLAMA_GUARD = "llama_guard", "Llama Guard lines"
+
+
+class JudgedPart(models.TextChoices):
+    PROMPT = "prompt", "Prompt"
+    RESPONSE = "response", "Response"
+
+
+class Juror(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jurors")
+    name = models.CharField(max_length=100)
+    model = models.CharField(max_length=300, help_text="Hugging Face id, local path or served model name.")
+    backend = models.CharField(max_length=20, choices=JurorBackend.choices, default=JurorBackend.OPENAI)
+    base_url = models.CharField(max_length=300, blank=True, help_text="For OpenAI-compatible servers: …/v1")
+    prompt_format = models.CharField(max_length=20, choices=PromptFormat.choices, default=PromptFormat.NEMOGUARD)
+    max_tokens = models.PositiveIntegerField(default=64)
+    judges_prompts = models.BooleanField(default=False)
+    judges_responses = models.BooleanField(default=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="juror_project_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JuryVerdict(models.Model):
+    """One juror's answer on one part of one sample; re-running replaces it, never duplicates it."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="jury_verdicts")
+    juror = models.ForeignKey(Juror, on_delete=models.CASCADE, related_name="verdicts")
+    part = models.CharField(max_length=10, choices=JudgedPart.choices)
+    label = models.CharField(max_length=10, null=True, blank=True, help_text="safe/unsafe; empty = abstained")
+    categories = models.JSONField(default=list, blank=True)
+    raw = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sample", "juror", "part"], name="verdict_unique")]
+
+    @property
+    def abstained(self) -> bool:
+        return self.label is None
