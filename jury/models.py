@@ -1,5 +1,6 @@
 """Jurors (LLMs that label what humans did not) and their verdicts."""
 
+from django.conf import settings
 from django.db import models
 
 from annotation.models import Project, Sample
@@ -59,3 +60,33 @@ class JuryVerdict(models.Model):
     @property
     def abstained(self) -> bool:
         return self.label is None
+
+
+class JuryJobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class JuryJob(models.Model):
+    """The jury labelling one part of a project's samples; progress is readable while it runs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jury_jobs")
+    part = models.CharField(max_length=10, choices=JudgedPart.choices, default=JudgedPart.RESPONSE)
+    status = models.CharField(max_length=10, choices=JuryJobStatus.choices, default=JuryJobStatus.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    decided = models.PositiveIntegerField(default=0)
+    sent_to_humans = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

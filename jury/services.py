@@ -2,14 +2,29 @@
 overwrite human labels; undecided samples go to the human review queue."""
 
 from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
 
 from annotation.labels import FINAL_LABEL_SOURCES, LabelSource
-from annotation.models import FinalLabel, ReviewItem, Sample
+from annotation.models import FinalLabel, Project, ReviewItem, Sample
+from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
-from taxonomy.prompts import GuardVerdict
+from taxonomy.prompts import (
+    GuardVerdict,
+    parse_llama_guard_output,
+    parse_nemoguard_output,
+    render_llama_guard_prompt,
+    render_nemoguard_prompt,
+)
+from taxonomy.selectors import CategoryIndex
 
 from .aggregation import JuryDecision, aggregate
-from .models import JudgedPart, Juror, JuryVerdict
+from .backends import BackendError, OpenAICompatibleBackend
+from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryJobStatus, JuryVerdict, PromptFormat
+
+
+class JuryError(ValueError):
+    """A jury set-up that cannot run (no jurors, a backend without its server)."""
 
 
 def record_verdict(sample: Sample, juror: Juror, part: str, verdict: GuardVerdict) -> JuryVerdict:
@@ -61,3 +76,112 @@ def apply_jury_decision(sample: Sample, part: str, decision: JuryDecision) -> Fi
     final.import_batch = None
     final.save()
     return final
+
+
+JOB_BATCH = 32
+
+
+def backend_for(juror: Juror) -> OpenAICompatibleBackend:
+    if juror.backend != JurorBackend.OPENAI:
+        raise JuryError(f"juror {juror.name}: the {juror.get_backend_display()} backend is not available yet")
+    if not juror.base_url:
+        raise JuryError(f"juror {juror.name}: set the server's base URL (…/v1)")
+    return OpenAICompatibleBackend(juror.base_url, juror.model)
+
+
+def render_for(juror: Juror, sample: Sample, part: str) -> str:
+    response = sample.response if part == JudgedPart.RESPONSE else None
+    render = render_nemoguard_prompt if juror.prompt_format == PromptFormat.NEMOGUARD else render_llama_guard_prompt
+    return render(sample.project.taxonomy, sample.prompt, response)
+
+
+def parse_for(juror: Juror, raw: str, part: str, index: CategoryIndex) -> GuardVerdict:
+    if juror.prompt_format == PromptFormat.NEMOGUARD:
+        return parse_nemoguard_output(raw, index)
+    return parse_llama_guard_output(raw, index, judges_response=part == JudgedPart.RESPONSE)
+
+
+def start_jury_job(project: Project, *, by, part: str = JudgedPart.RESPONSE) -> JuryJob:
+    require_admin(by, project)
+    jurors = _jurors(project, part)
+    if not jurors:
+        raise JuryError(f"project {project.slug!r} has no active juror for the {part}")
+    return JuryJob.objects.create(
+        project=project, part=part, total=_pending_samples(project, part, jurors).count(), created_by=by
+    )
+
+
+def _jurors(project: Project, part: str) -> list[Juror]:
+    jurors = Juror.objects.filter(project=project, active=True)
+    jurors = jurors.filter(judges_prompts=True) if part == JudgedPart.PROMPT else jurors.filter(judges_responses=True)
+    return list(jurors.order_by("pk"))
+
+
+def _pending_samples(project: Project, part: str, jurors: list[Juror]):
+    """Samples the jury still has to label: no human label for the part, not every juror heard."""
+    samples = Sample.objects.filter(project=project)
+    if part == JudgedPart.RESPONSE:
+        samples = samples.filter(response__isnull=False).exclude(
+            final_label__response_label_source__in=FINAL_LABEL_SOURCES
+        )
+    else:
+        samples = samples.exclude(final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+    heard_by_all = (
+        JuryVerdict.objects.filter(part=part, juror__in=jurors)
+        .values("sample")
+        .annotate(n=Count("juror", distinct=True))
+        .filter(n=len(jurors))
+        .values("sample")
+    )
+    return samples.exclude(pk__in=heard_by_all).order_by("pk")
+
+
+def run_jury_job(job: JuryJob) -> JuryJob:
+    """Labels the pending samples batch by batch; resumable (samples every juror has answered are
+    skipped) and cancellable between batches. A juror's failed request is its abstention."""
+    project = job.project
+    jurors = _jurors(project, job.part)
+    JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.RUNNING)
+    index = CategoryIndex.for_taxonomy(project.taxonomy)
+    backends: dict[int, OpenAICompatibleBackend] = {}
+    try:
+        backends.update({juror.pk: backend_for(juror) for juror in jurors})
+        while True:
+            if JuryJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.CANCELLED, finished_at=timezone.now())
+                break
+            batch = list(_pending_samples(project, job.part, jurors).select_related("project__taxonomy")[:JOB_BATCH])
+            if not batch:
+                JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.SUCCEEDED, finished_at=timezone.now())
+                break
+            decided = sent = 0
+            for juror in jurors:
+                prompts = [render_for(juror, sample, job.part) for sample in batch]
+                results = backends[juror.pk].complete_many(prompts, max_tokens=juror.max_tokens)
+                for sample, result in zip(batch, results):
+                    if isinstance(result, BackendError):
+                        verdict = GuardVerdict(None, None, (), (), "", str(result))
+                    else:
+                        verdict = parse_for(juror, result.text, job.part, index)
+                    record_verdict(sample, juror, job.part, verdict)
+            for sample in batch:
+                outcome = apply_jury_decision(sample, job.part, decide(sample, job.part))
+                decided += isinstance(outcome, FinalLabel)
+                sent += isinstance(outcome, ReviewItem)
+            JuryJob.objects.filter(pk=job.pk).update(
+                done=F("done") + len(batch), decided=F("decided") + decided, sent_to_humans=F("sent_to_humans") + sent
+            )
+    except JuryError as error:
+        JuryJob.objects.filter(pk=job.pk).update(
+            status=JuryJobStatus.FAILED, error=str(error), finished_at=timezone.now()
+        )
+    finally:
+        for backend in backends.values():
+            backend.close()
+    job.refresh_from_db()
+    return job
+
+
+def cancel_jury_job(job: JuryJob, *, by) -> None:
+    require_admin(by, job.project)
+    JuryJob.objects.filter(pk=job.pk).update(cancel_requested=True)

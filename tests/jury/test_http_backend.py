@@ -1,59 +1,13 @@
 """The OpenAI-compatible backend against a real HTTP server on 127.0.0.1 (the smallest honest
 stand-in for `vllm serve`, which needs its own environment): answers, retries, faults."""
 
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from jury.backends import BackendError, OpenAICompatibleBackend
 from taxonomy.prompts import parse_nemoguard_output
-
-
-class FakeVLLM(BaseHTTPRequestHandler):
-    """Speaks /v1/chat/completions; ``server.script`` says how to misbehave."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        script = self.server.script
-        self.server.requests.append(body)
-        mode = script.get("mode", "ok")
-        if mode == "fail_then_ok" and script.setdefault("failed", 0) < script["fails"]:
-            script["failed"] += 1
-            return self._send(500, b'{"error": "overloaded"}')
-        if mode == "bad_request" or body["messages"][0]["content"] == "refuse me":
-            return self._send(400, b'{"error": "bad model"}')
-        if mode == "slow":
-            time.sleep(script["delay"])
-        if mode == "malformed":
-            return self._send(200, b"<html>not json</html>")
-        answer = script.get("answer", '{"User Safety": "unsafe", "Safety Categories": "Violence"}')
-        payload = {"choices": [{"message": {"role": "assistant", "content": answer}}]}
-        self._send(200, json.dumps(payload).encode())
-
-    def _send(self, status, data):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-@pytest.fixture
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeVLLM)
-    httpd.script, httpd.requests = {}, []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def backend_for(server, **options) -> OpenAICompatibleBackend:

@@ -1,0 +1,76 @@
+"""Jury jobs end to end against a real HTTP server: verdicts, final labels, resume, cancel, faults."""
+
+import json
+
+import pytest
+
+from annotation.models import FinalLabel, ReviewItem
+from annotation.services import import_samples
+from jury.models import Juror, JuryJob, JuryVerdict
+from jury.services import JuryError, cancel_jury_job, start_jury_job
+from jury.tasks import run_jury_job_task
+
+pytestmark = pytest.mark.django_db
+
+UNSAFE = '{"User Safety": "unsafe", "Response Safety": "unsafe", "Safety Categories": "Violence"}'
+SAFE = '{"User Safety": "unsafe", "Response Safety": "safe"}'
+
+
+@pytest.fixture
+def jury(project, server, tmp_path, django_user_model):
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    rows = [{"id": f"s{i}", "prompt": f"question {i}", "response": f"answer {i}"} for i in range(5)]
+    rows.append({"id": "prompt-only", "prompt": "no response here"})
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    import_samples(project, path, adapter="generic")
+    host, port = server.server_address
+    for name in ("mixtral", "nemo", "gemma"):
+        Juror.objects.create(project=project, name=name, model=name, base_url=f"http://{host}:{port}/v1")
+    return boss
+
+
+def test_jury_labels_responses_and_resumes_without_duplicates(project, server, jury):
+    server.script["answers"] = {"mixtral": UNSAFE, "nemo": UNSAFE, "gemma": SAFE}
+    job = start_jury_job(project, by=jury)
+    assert job.total == 5  # the prompt-only sample has no response to judge
+    run_jury_job_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert (job.status, job.done, job.decided, job.sent_to_humans) == ("succeeded", 5, 5, 0)
+    finals = FinalLabel.objects.filter(sample__project=project)
+    assert {(f.response_label, f.response_label_source, tuple(f.categories)) for f in finals} == {
+        ("unsafe", "llm_jury", ("S1",))
+    }
+    assert JuryVerdict.objects.count() == 15 and len(server.requests) == 15
+    again = start_jury_job(project, by=jury)
+    run_jury_job_task.apply(args=[again.pk])
+    again.refresh_from_db()
+    assert (again.total, again.done, again.status) == (0, 0, "succeeded")
+    assert JuryVerdict.objects.count() == 15 and len(server.requests) == 15
+
+
+def test_a_juror_that_is_down_abstains_and_ties_go_to_humans(project, server, jury):
+    server.script["answers"] = {"mixtral": UNSAFE, "nemo": SAFE}
+    Juror.objects.filter(name="gemma").update(base_url="http://127.0.0.1:9/v1")  # nothing listens there
+    job = start_jury_job(project, by=jury)
+    run_jury_job_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert (job.status, job.decided, job.sent_to_humans) == ("succeeded", 0, 5)
+    assert ReviewItem.objects.filter(reason__startswith="jury undecided on the response: tie").count() == 5
+    assert JuryVerdict.objects.filter(juror__name="gemma", label__isnull=True).exclude(error="").count() == 5
+
+
+def test_cancel_and_setup_errors(project, server, jury):
+    job = start_jury_job(project, by=jury)
+    cancel_jury_job(job, by=jury)
+    run_jury_job_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert (job.status, job.done) == ("cancelled", 0) and not JuryVerdict.objects.exists()
+    Juror.objects.update(active=False)
+    with pytest.raises(JuryError, match="no active juror"):
+        start_jury_job(project, by=jury)
+    Juror.objects.filter(name="nemo").update(active=True, backend="vllm")
+    failed = JuryJob.objects.create(project=project, part="response", total=1)
+    run_jury_job_task.apply(args=[failed.pk])
+    failed.refresh_from_db()
+    assert failed.status == "failed" and "not available yet" in failed.error
