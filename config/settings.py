@@ -157,6 +157,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "annotation.models.JobStatus",
+        "JuryJobStatusEnum": "jury.models.JuryJobStatus",
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from annotation import api_work
 from annotation.api import ExportSnapshotViewSet, ImportBatchViewSet, ProjectViewSet
+from jury import api as jury_api
 from taxonomy.api import TaxonomyViewSet
 
 router = DefaultRouter()
@@ -32,6 +33,10 @@ urlpatterns = [
     path("api/assignments/<int:assignment_id>/skip/", api_work.skip, name="assignment-skip"),
     path("api/assignments/<int:assignment_id>/flag/", api_work.flag, name="assignment-flag"),
     path("api/assignments/<int:assignment_id>/history/", api_work.history, name="assignment-history"),
+    path("api/projects/<int:pk>/jurors/", jury_api.jurors, name="project-jurors"),
+    path("api/projects/<int:pk>/jury-jobs/", jury_api.jobs, name="project-jury-jobs"),
+    path("api/jury-jobs/<int:job_id>/", jury_api.job_detail, name="jury-job"),
+    path("api/jury-jobs/<int:job_id>/cancel/", jury_api.cancel, name="jury-job-cancel"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

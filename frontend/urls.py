@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/<int:pk>/agreement/", views.agreement, name="agreement"),
     path("projects/<int:pk>/review/", views.review, name="review"),
     path("projects/<int:pk>/qa/", views.qa, name="qa"),
+    path("projects/<int:pk>/jury/", views.jury_jobs, name="jury-jobs"),
     path("projects/<int:pk>/agreement/<int:report_id>/<str:name>.png", views.agreement_plot, name="agreement-plot"),
     path(
         "projects/<int:pk>/agreement/<int:report_id>/<str:name>/<str:field>.png",

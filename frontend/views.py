@@ -13,6 +13,10 @@ from annotation.services import adjudicate, review_queue
 from annotation.services.qa import next_qa_item, record_qa_check
 from annotation.services.reports import current_agreement_report
 from annotation.tasks import agreement_report_task
+from jury.models import JuryJob
+from jury.selectors import project_jurors, project_jury_jobs, worker_notice
+from jury.services import JuryError, cancel_jury_job, start_jury_job
+from jury.tasks import run_jury_job_task
 
 
 @login_required
@@ -129,3 +133,34 @@ def qa(request, pk: int):
         "last": request.GET.get("last"),
     }
     return render(request, "frontend/qa.html", context)
+
+
+@login_required
+def jury_jobs(request, pk: int):
+    """Jury jobs of a project: start one, watch progress, cancel; says so when no worker runs."""
+    project = get_object_or_404(Project, pk=pk)
+    require_admin(request.user, project)
+    error = ""
+    if request.method == "POST":
+        try:
+            if "cancel" in request.POST:
+                cancel_jury_job(
+                    get_object_or_404(JuryJob, pk=int(request.POST["cancel"]), project=project), by=request.user
+                )
+            else:
+                with transaction.atomic():
+                    job = start_jury_job(project, by=request.user, part=request.POST.get("part", "response"))
+                    transaction.on_commit(lambda: run_jury_job_task.delay(job.pk), robust=True)
+            return redirect("frontend:jury-jobs", pk=project.pk)
+        except JuryError as problem:
+            error = str(problem)
+    jobs = list(project_jury_jobs(project)[:50])
+    context = {
+        "project": project,
+        "jurors": project_jurors(project),
+        "jobs": jobs,
+        "running": any(job.status in ("pending", "running") for job in jobs),
+        "notice": worker_notice(),
+        "error": error,
+    }
+    return render(request, "frontend/jury_jobs.html", context)

@@ -1,0 +1,112 @@
+"""REST API of the jury: jurors and jury jobs (start, progress, cancel). Thin views."""
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from annotation.models import Project
+from annotation.permissions import require_admin
+
+from . import selectors, services
+from .models import JudgedPart, Juror, JuryJob
+from .tasks import run_jury_job_task
+
+
+class JurorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Juror
+        fields = [
+            "id",
+            "name",
+            "model",
+            "backend",
+            "base_url",
+            "prompt_format",
+            "max_tokens",
+            "judges_prompts",
+            "judges_responses",
+            "active",
+        ]
+
+
+class JuryJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JuryJob
+        fields = [
+            "id",
+            "part",
+            "status",
+            "total",
+            "done",
+            "decided",
+            "sent_to_humans",
+            "cancel_requested",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class StartJobSerializer(serializers.Serializer):
+    part = serializers.ChoiceField(choices=JudgedPart.choices, default=JudgedPart.RESPONSE)
+
+
+@extend_schema(request=JurorSerializer, responses=JurorSerializer(many=True))
+@api_view(["GET", "POST"])
+@permission_classes([permissions.IsAuthenticated])
+def jurors(request, pk: int):
+    project = get_object_or_404(Project, pk=pk)
+    require_admin(request.user, project)
+    if request.method == "POST":
+        serializer = JurorSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(project=project)
+        return Response(serializer.data, status=status.HTTP_201_CREATED)
+    return Response(JurorSerializer(selectors.project_jurors(project), many=True).data)
+
+
+@extend_schema(request=StartJobSerializer, responses=JuryJobSerializer(many=True))
+@api_view(["GET", "POST"])
+@permission_classes([permissions.IsAuthenticated])
+def jobs(request, pk: int):
+    project = get_object_or_404(Project, pk=pk)
+    require_admin(request.user, project)
+    if request.method == "POST":
+        serializer = StartJobSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                job = services.start_jury_job(project, by=request.user, part=serializer.validated_data["part"])
+                transaction.on_commit(lambda: run_jury_job_task.delay(job.pk), robust=True)
+        except services.JuryError as error:
+            raise ValidationError({"detail": str(error)}) from None
+        job.refresh_from_db()
+        return Response(JuryJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+    return Response(JuryJobSerializer(selectors.project_jury_jobs(project), many=True).data)
+
+
+def _job(request, job_id: int) -> JuryJob:
+    job = get_object_or_404(JuryJob.objects.select_related("project"), pk=job_id)
+    require_admin(request.user, job.project)
+    return job
+
+
+@extend_schema(responses=JuryJobSerializer)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def job_detail(request, job_id: int):
+    return Response(JuryJobSerializer(_job(request, job_id)).data)
+
+
+@extend_schema(request=None, responses=JuryJobSerializer)
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated])
+def cancel(request, job_id: int):
+    job = _job(request, job_id)
+    services.cancel_jury_job(job, by=request.user)
+    job.refresh_from_db()
+    return Response(JuryJobSerializer(job).data)

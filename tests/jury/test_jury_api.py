@@ -1,0 +1,71 @@
+"""Jury API and jobs page: jurors, start, progress, cancel, permissions, the no-worker notice."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotation.models import Membership
+from annotation.services import import_samples
+from jury.models import JuryJob
+from jury.selectors import worker_notice
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_api(project, django_user_model, tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"prompt": "q", "response": "a"}\n', encoding="utf-8")
+    import_samples(project, path, adapter="generic")
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(boss)
+    return client
+
+
+@pytest.fixture
+def tasks_here():
+    """Runs queued tasks in this process (this test's data is not committed for a worker to see)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def test_jurors_and_jobs_through_the_api(project, admin_api, server, tasks_here, django_capture_on_commit_callbacks):
+    server.script["answer"] = '{"User Safety": "unsafe", "Response Safety": "safe"}'
+    host, port = server.server_address
+    body = {"name": "nemo", "model": "nemo", "base_url": f"http://{host}:{port}/v1"}
+    assert admin_api.post(f"/api/projects/{project.pk}/jurors/", body, format="json").status_code == 201
+    assert [j["name"] for j in admin_api.get(f"/api/projects/{project.pk}/jurors/").json()] == ["nemo"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_api.post(f"/api/projects/{project.pk}/jury-jobs/", {"part": "response"}, format="json")
+    assert response.status_code == 202
+    job = admin_api.get(f"/api/jury-jobs/{response.json()['id']}/").json()
+    assert (job["status"], job["done"], job["decided"]) == ("succeeded", 1, 1)
+    assert admin_api.post(f"/api/jury-jobs/{job['id']}/cancel/").json()["cancel_requested"] is True
+
+
+def test_only_project_admins(project, admin_api, django_user_model):
+    annie = django_user_model.objects.create_user("annie")
+    Membership.objects.create(project=project, user=annie, role="annotator")
+    client = APIClient()
+    client.force_authenticate(annie)
+    assert client.get(f"/api/projects/{project.pk}/jurors/").status_code == 403
+    assert client.post(f"/api/projects/{project.pk}/jury-jobs/", {}, format="json").status_code == 403
+    no_jurors = admin_api.post(f"/api/projects/{project.pk}/jury-jobs/", {}, format="json")
+    assert no_jurors.status_code == 400 and "no active juror" in no_jurors.json()["detail"]
+
+
+def test_jobs_page_and_worker_notice(project, admin_api, client, django_user_model, settings):
+    boss = django_user_model.objects.get(username="boss")
+    client.force_login(boss)
+    page = client.get(f"/projects/{project.pk}/jury/").content.decode()
+    assert "No jurors yet" in page and "No jury jobs yet" in page
+    JuryJob.objects.create(project=project, part="response", total=3)
+    assert client.post(f"/projects/{project.pk}/jury/", {"cancel": JuryJob.objects.get().pk}).status_code == 302
+    assert JuryJob.objects.get().cancel_requested
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/15"
+    assert "worker" in worker_notice() or "broker" in worker_notice()
