@@ -19,7 +19,7 @@ from taxonomy.prompts import (
 from taxonomy.selectors import CategoryIndex
 
 from .aggregation import JuryDecision, aggregate
-from .backends import BackendError, OpenAICompatibleBackend
+from .backends import BackendError, OpenAICompatibleBackend, TransformersBackend
 from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryJobStatus, JuryVerdict, PromptFormat
 
 
@@ -81,7 +81,9 @@ def apply_jury_decision(sample: Sample, part: str, decision: JuryDecision) -> Fi
 JOB_BATCH = 32
 
 
-def backend_for(juror: Juror) -> OpenAICompatibleBackend:
+def backend_for(juror: Juror) -> OpenAICompatibleBackend | TransformersBackend:
+    if juror.backend == JurorBackend.TRANSFORMERS:
+        return TransformersBackend(juror.model)
     if juror.backend != JurorBackend.OPENAI:
         raise JuryError(f"juror {juror.name}: the {juror.get_backend_display()} backend is not available yet")
     if not juror.base_url:
@@ -143,7 +145,7 @@ def run_jury_job(job: JuryJob) -> JuryJob:
     jurors = _jurors(project, job.part)
     JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.RUNNING)
     index = CategoryIndex.for_taxonomy(project.taxonomy)
-    backends: dict[int, OpenAICompatibleBackend] = {}
+    backends: dict[int, OpenAICompatibleBackend | TransformersBackend] = {}
     try:
         backends.update({juror.pk: backend_for(juror) for juror in jurors})
         while True:
