@@ -278,6 +278,17 @@ def agreement_ratings(project: Project) -> dict[str, Any]:
     return {"fields": fields, "category_sets": category_sets}
 
 
+def _jury_against_humans(project: Project) -> dict[str, Any]:
+    """Jury-vs-human kappa, from the jury app when it is installed (it builds on this one)."""
+    from django.apps import apps
+
+    if not apps.is_installed("jury"):
+        return {}
+    from jury.selectors import jury_against_humans
+
+    return jury_against_humans(project)
+
+
 def agreement_report(project: Project, *, bootstrap: int = 200, seed: int = 0) -> dict[str, Any]:
     """Agreement per field, per category and over category sets, pairwise and per annotator."""
     from .agreement import (
@@ -312,6 +323,7 @@ def agreement_report(project: Project, *, bootstrap: int = 200, seed: int = 0) -
         "fields": fields,
         "category_sets_masi_alpha": krippendorff_alpha(ratings["category_sets"], distance=masi_distance).as_dict(),
         "per_category_alpha": per_category,
+        "jury_vs_humans": _jury_against_humans(project),
         "bootstrap": {"resamples": bootstrap, "seed": seed},
     }
 
@@ -343,6 +355,9 @@ def agreement_rows(report: dict[str, Any]) -> list[list[Any]]:
                 ]
             )
     add("category_sets", "krippendorff_alpha_masi", "all", report["category_sets_masi_alpha"])
+    for part, jurors in report.get("jury_vs_humans", {}).items():
+        for juror, stat in jurors.items():
+            add(f"{part}_label", "cohen_kappa_jury_vs_human_majority", juror, stat)
     for code, stat in report["per_category_alpha"].items():
         add(f"category {code}", "krippendorff_alpha_binary", "all", stat)
     return rows

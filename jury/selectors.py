@@ -29,3 +29,51 @@ def worker_notice() -> str:
     if not replies:
         return "No worker is running: jobs wait in the queue until one starts (celery -A config worker -Q default)."
     return ""
+
+
+def jury_against_humans(project: Project) -> dict:
+    """Cohen's kappa of each juror, and of the jury's majority, against the human majority
+    label, per judged part, on the samples where both exist."""
+    from annotation.agreement import _kappa
+    from annotation.models import Annotation
+
+    from .aggregation import aggregate
+    from .models import JudgedPart, JuryVerdict
+
+    result = {}
+    for part in JudgedPart.values:
+        field = f"{part}_label"
+        human_votes: dict[int, list[str]] = {}
+        for sample_id, label in Annotation.objects.filter(
+            sample__project=project, import_batch__isnull=True, **{f"{field}__isnull": False}
+        ).values_list("sample_id", field):
+            human_votes.setdefault(sample_id, []).append("unsafe" if label == "unsafe" else "safe")
+        humans = {}
+        for sample_id, votes in human_votes.items():
+            unsafe, safe = votes.count("unsafe"), votes.count("safe")
+            if unsafe != safe:
+                humans[sample_id] = "unsafe" if unsafe > safe else "safe"
+        verdicts: dict[int, dict[str, tuple[str | None, list[str]]]] = {}
+        for sample_id, juror, label, categories in JuryVerdict.objects.filter(
+            sample__project=project, part=part
+        ).values_list("sample_id", "juror__name", "label", "categories"):
+            verdicts.setdefault(sample_id, {})[juror] = (label, categories)
+        if not verdicts or not humans:
+            continue
+        jurors = sorted({name for by_juror in verdicts.values() for name in by_juror})
+        rows = {}
+        for juror in jurors:
+            pairs = [
+                (verdicts[s][juror][0], humans[s])
+                for s in verdicts
+                if s in humans and juror in verdicts[s] and verdicts[s][juror][0] is not None
+            ]
+            rows[juror] = _kappa(pairs).as_dict()
+        majority_pairs = []
+        for sample_id, by_juror in verdicts.items():
+            decision = aggregate(list(by_juror.values()), jurors=len(jurors))
+            if sample_id in humans and decision.label is not None:
+                majority_pairs.append((decision.label, humans[sample_id]))
+        rows["jury majority"] = _kappa(majority_pairs).as_dict()
+        result[part] = rows
+    return result

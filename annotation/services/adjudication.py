@@ -117,6 +117,17 @@ def adjudicate(
     return final
 
 
+def _jury_verdicts(sample: Sample) -> list[dict]:
+    """The jury's verdicts on the sample (the reverse relation exists when the jury app is installed)."""
+    verdicts = getattr(sample, "jury_verdicts", None)
+    if verdicts is None:
+        return []
+    return [
+        {"juror": v.juror.name, "part": v.part, "label": v.label, "categories": v.categories, "error": v.error}
+        for v in verdicts.select_related("juror").order_by("part", "juror__name")
+    ]
+
+
 def review_queue(project: Project, reviewer) -> list[dict]:
     """Open review items with every annotation (reviewers are not blind), oldest first."""
     require_role(reviewer, project, ProjectRole.REVIEWER, ProjectRole.ADMIN)
@@ -132,6 +143,7 @@ def review_queue(project: Project, reviewer) -> list[dict]:
             {
                 "sample": {"id": item.sample.pk, "uid": item.sample.uid, "turns": item.sample.turns},
                 "reason": item.reason,
+                "jury": _jury_verdicts(item.sample),
                 "annotations": [
                     {
                         "annotator": a.annotator.username,

@@ -63,3 +63,43 @@ def test_verdicts_to_final_labels_never_over_humans(project, tmp_path):
     FinalLabel.objects.filter(sample=sample).delete()
     apply_jury_decision(sample, "response", decide(sample, "response"))
     assert "jury undecided on the response" in ReviewItem.objects.get(sample=sample).reason
+
+
+@pytest.mark.django_db
+def test_jury_against_human_majority_in_the_agreement_report(project, tmp_path):
+    from annotation.selectors import agreement_report, agreement_rows
+    from jury.models import JuryVerdict
+
+    rows = []
+    humans = ["unsafe", "unsafe", "safe", "safe", "unsafe", "safe"]
+    for i, label in enumerate(humans):
+        anns = [
+            {
+                "annotator": a,
+                "prompt_label": "safe",
+                "response_label": label,
+                "categories": ["S1"] if label == "unsafe" else [],
+            }
+            for a in ("h1", "h2")
+        ]
+        rows.append({"id": f"s{i}", "prompt": f"p{i}", "response": f"r{i}", "annotations": anns})
+    path = tmp_path / "rows.jsonl"
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    import_samples(project, path, adapter="generic")
+    from annotation.models import Annotation
+
+    Annotation.objects.update(import_batch=None)  # as if labelled in the studio
+    good = Juror.objects.create(project=project, name="good", model="m")
+    contrary = Juror.objects.create(project=project, name="contrary", model="m")
+    for i, label in enumerate(humans):
+        sample = project.samples.get(uid=f"s{i}")
+        JuryVerdict.objects.create(sample=sample, juror=good, part="response", label=label)
+        flipped = "safe" if label == "unsafe" else "unsafe"
+        JuryVerdict.objects.create(sample=sample, juror=contrary, part="response", label=flipped)
+    report = agreement_report(project, bootstrap=0)
+    jury = report["jury_vs_humans"]["response"]
+    assert jury["good"]["value"] == pytest.approx(1.0) and jury["contrary"]["value"] == pytest.approx(-1.0)
+    assert jury["jury majority"]["value"] is None  # every sample is a 1-1 tie between the two jurors
+    assert any(r[1] == "cohen_kappa_jury_vs_human_majority" and r[2] == "good" for r in agreement_rows(report))

@@ -58,6 +58,10 @@ def test_a_juror_that_is_down_abstains_and_ties_go_to_humans(project, server, ju
     assert (job.status, job.decided, job.sent_to_humans) == ("succeeded", 0, 5)
     assert ReviewItem.objects.filter(reason__startswith="jury undecided on the response: tie").count() == 5
     assert JuryVerdict.objects.filter(juror__name="gemma", label__isnull=True).exclude(error="").count() == 5
+    from annotation.services import review_queue
+
+    first = review_queue(project, jury)[0]
+    assert {v["juror"]: v["label"] for v in first["jury"]} == {"gemma": None, "mixtral": "unsafe", "nemo": "safe"}
 
 
 def test_cancel_and_setup_errors(project, server, jury):
