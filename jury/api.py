@@ -27,6 +27,7 @@ class JurorSerializer(serializers.ModelSerializer):
             "base_url",
             "prompt_format",
             "max_tokens",
+            "structured_output",
             "judges_prompts",
             "judges_responses",
             "active",

@@ -10,6 +10,7 @@ from annotation.models import FinalLabel, Project, ReviewItem, Sample
 from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
 from taxonomy.prompts import (
+    NEMOGUARD_ANSWER_SCHEMA,
     GuardVerdict,
     parse_llama_guard_output,
     parse_nemoguard_output,
@@ -103,6 +104,39 @@ def parse_for(juror: Juror, raw: str, part: str, index: CategoryIndex) -> GuardV
     return parse_llama_guard_output(raw, index, judges_response=part == JudgedPart.RESPONSE)
 
 
+def request_options(juror: Juror) -> dict:
+    options: dict = {"max_tokens": juror.max_tokens}
+    if juror.structured_output and juror.prompt_format == PromptFormat.NEMOGUARD:
+        options["json_schema"] = NEMOGUARD_ANSWER_SCHEMA
+    return options
+
+
+AEGIS2_JURY = [
+    ("mixtral-8x22b", "mistralai/Mixtral-8x22B-Instruct-v0.1"),
+    ("mistral-nemo-12b", "mistralai/Mistral-Nemo-Instruct-2407"),
+    ("gemma-2-27b", "google/gemma-2-27b-it"),
+]
+
+
+@transaction.atomic
+def add_aegis2_jury(
+    project: Project, *, by, base_urls: list[str], served_names: list[str] | None = None
+) -> list[Juror]:
+    """The Aegis 2.0 trio (Mixtral-8x22B, Mistral-NeMo-12B, Gemma-2-27B) judging responses, one
+    OpenAI-compatible server each (docker-compose.yml serves them as juror-1..3)."""
+    require_admin(by, project)
+    if len(base_urls) != len(AEGIS2_JURY):
+        raise JuryError(f"give {len(AEGIS2_JURY)} server URLs, one per juror")
+    names = served_names or [model for _, model in AEGIS2_JURY]
+    jurors = []
+    for (name, _), model, url in zip(AEGIS2_JURY, names, base_urls):
+        juror, _ = Juror.objects.update_or_create(
+            project=project, name=name, defaults={"model": model, "base_url": url, "backend": JurorBackend.OPENAI}
+        )
+        jurors.append(juror)
+    return jurors
+
+
 def start_jury_job(project: Project, *, by, part: str = JudgedPart.RESPONSE) -> JuryJob:
     require_admin(by, project)
     jurors = _jurors(project, part)
@@ -159,7 +193,7 @@ def run_jury_job(job: JuryJob) -> JuryJob:
             decided = sent = 0
             for juror in jurors:
                 prompts = [render_for(juror, sample, job.part) for sample in batch]
-                results = backends[juror.pk].complete_many(prompts, max_tokens=juror.max_tokens)
+                results = backends[juror.pk].complete_many(prompts, **request_options(juror))
                 for sample, result in zip(batch, results):
                     if isinstance(result, BackendError):
                         verdict = GuardVerdict(None, None, (), (), "", str(result))

@@ -33,6 +33,17 @@ NEMOGUARD_INSTRUCTION = (
     'is no agent response, and "Safety Categories" when everything is safe.\n'
     "Output JSON: "
 )
+# The answer's shape for servers with structured output (vLLM: response_format json_schema).
+NEMOGUARD_ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "User Safety": {"type": "string", "enum": ["safe", "unsafe"]},
+        "Response Safety": {"type": "string", "enum": ["safe", "unsafe"]},
+        "Safety Categories": {"type": "string"},
+    },
+    "required": ["User Safety"],
+    "additionalProperties": False,
+}
 LLAMA_GUARD_TASK = (
     "Task: Check whether there is unsafe content in the '{role}' messages of the conversation below, "
     "under our safety policy with these categories."

@@ -78,3 +78,23 @@ def test_cancel_and_setup_errors(project, server, jury):
     run_jury_job_task.apply(args=[failed.pk])
     failed.refresh_from_db()
     assert failed.status == "failed" and "not available yet" in failed.error
+
+
+def test_structured_output_and_the_aegis2_preset(project, server, jury, capsys):
+    from django.core.management import call_command
+
+    from jury.services import add_aegis2_jury
+
+    server.script["answer"] = SAFE
+    job = start_jury_job(project, by=jury)
+    run_jury_job_task.apply(args=[job.pk])
+    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["User Safety"]["enum"] == ["safe", "unsafe"]
+    with pytest.raises(JuryError, match="give 3 server URLs"):
+        add_aegis2_jury(project, by=jury, base_urls=["http://a/v1"])
+    jury.is_superuser = True
+    jury.save()
+    call_command("add_default_jury", project="test")
+    out = capsys.readouterr().out
+    assert "mixtral-8x22b: mistralai/Mixtral-8x22B-Instruct-v0.1 served as juror-1 at http://juror-1:8000/v1" in out
+    assert Juror.objects.filter(project=project).count() == 6
