@@ -28,6 +28,7 @@ class JurorSerializer(serializers.ModelSerializer):
             "prompt_format",
             "max_tokens",
             "structured_output",
+            "concurrency",
             "judges_prompts",
             "judges_responses",
             "active",

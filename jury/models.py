@@ -30,6 +30,7 @@ class Juror(models.Model):
     base_url = models.CharField(max_length=300, blank=True, help_text="For OpenAI-compatible servers: …/v1")
     prompt_format = models.CharField(max_length=20, choices=PromptFormat.choices, default=PromptFormat.NEMOGUARD)
     max_tokens = models.PositiveIntegerField(default=64)
+    concurrency = models.PositiveSmallIntegerField(default=8, help_text="Requests in flight at once.")
     structured_output = models.BooleanField(
         default=True, help_text="Ask the server to constrain the answer to the format's JSON schema (NemoGuard)."
     )

@@ -89,7 +89,7 @@ def backend_for(juror: Juror) -> OpenAICompatibleBackend | TransformersBackend:
         raise JuryError(f"juror {juror.name}: the {juror.get_backend_display()} backend is not available yet")
     if not juror.base_url:
         raise JuryError(f"juror {juror.name}: set the server's base URL (…/v1)")
-    return OpenAICompatibleBackend(juror.base_url, juror.model)
+    return OpenAICompatibleBackend(juror.base_url, juror.model, concurrency=juror.concurrency)
 
 
 def render_for(juror: Juror, sample: Sample, part: str) -> str:
