@@ -210,7 +210,7 @@ def masi_distance(a: frozenset, b: frozenset) -> float:
     return 1 - jaccard * monotonicity
 
 
-def _kappa(pairs: list[tuple[Value, Value]]) -> Statistic:
+def kappa_of_pairs(pairs: list[tuple[Value, Value]]) -> Statistic:
     """Cohen's kappa of paired ratings (the formula scikit-learn's cohen_kappa_score uses; the
     tests check the two agree, this one avoids its per-call overhead across many pairs)."""
     if not pairs:
@@ -228,7 +228,7 @@ def _kappa(pairs: list[tuple[Value, Value]]) -> Statistic:
 
 
 def cohen_kappa(ratings: Ratings, first: Any, second: Any) -> Statistic:
-    return _kappa([(r[first], r[second]) for r in ratings.by_unit.values() if first in r and second in r])
+    return kappa_of_pairs([(r[first], r[second]) for r in ratings.by_unit.values() if first in r and second in r])
 
 
 def pairwise_cohen_kappa(ratings: Ratings) -> list[dict[str, Any]]:
@@ -238,7 +238,7 @@ def pairwise_cohen_kappa(ratings: Ratings) -> list[dict[str, Any]]:
         for first, second in combinations(sorted(rated, key=str), 2):
             pairs.setdefault((first, second), []).append((rated[first], rated[second]))
     return [
-        {"first": first, "second": second, **_kappa(shared).as_dict()}
+        {"first": first, "second": second, **kappa_of_pairs(shared).as_dict()}
         for (first, second), shared in sorted(pairs.items(), key=lambda item: (str(item[0][0]), str(item[0][1])))
     ]
 

@@ -157,10 +157,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "annotation.models.JobStatus",
-        "JuryJobStatusEnum": "jury.models.JuryJobStatus",
-    },
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "annotation.models.JobStatus"},
 }
 
 SESSION_COOKIE_HTTPONLY = True

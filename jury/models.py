@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from annotation.models import Project, Sample
+from annotation.models import JobStatus, Project, Sample
 
 
 class JurorBackend(models.TextChoices):
@@ -66,20 +66,12 @@ class JuryVerdict(models.Model):
         return self.label is None
 
 
-class JuryJobStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
 class JuryJob(models.Model):
     """The jury labelling one part of a project's samples; progress is readable while it runs."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jury_jobs")
     part = models.CharField(max_length=10, choices=JudgedPart.choices, default=JudgedPart.RESPONSE)
-    status = models.CharField(max_length=10, choices=JuryJobStatus.choices, default=JuryJobStatus.PENDING)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     decided = models.PositiveIntegerField(default=0)

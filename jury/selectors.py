@@ -34,8 +34,10 @@ def worker_notice() -> str:
 def jury_against_humans(project: Project) -> dict:
     """Cohen's kappa of each juror, and of the jury's majority, against the human majority
     label, per judged part, on the samples where both exist."""
-    from annotation.agreement import _kappa
+    from annotation.agreement import kappa_of_pairs
+    from annotation.labels import apply_needs_caution_policy
     from annotation.models import Annotation
+    from annotation.services.adjudication import majority
 
     from .aggregation import aggregate
     from .models import JudgedPart, JuryVerdict
@@ -47,12 +49,11 @@ def jury_against_humans(project: Project) -> dict:
         for sample_id, label in Annotation.objects.filter(
             sample__project=project, import_batch__isnull=True, **{f"{field}__isnull": False}
         ).values_list("sample_id", field):
-            human_votes.setdefault(sample_id, []).append("unsafe" if label == "unsafe" else "safe")
-        humans = {}
-        for sample_id, votes in human_votes.items():
-            unsafe, safe = votes.count("unsafe"), votes.count("safe")
-            if unsafe != safe:
-                humans[sample_id] = "unsafe" if unsafe > safe else "safe"
+            human_votes.setdefault(sample_id, []).append(
+                apply_needs_caution_policy(label, project.needs_caution_policy)
+            )
+        humans = {sample_id: majority(votes)[0] for sample_id, votes in human_votes.items()}
+        humans = {sample_id: label for sample_id, label in humans.items() if label is not None}
         verdicts: dict[int, dict[str, tuple[str | None, list[str]]]] = {}
         for sample_id, juror, label, categories in JuryVerdict.objects.filter(
             sample__project=project, part=part
@@ -68,12 +69,12 @@ def jury_against_humans(project: Project) -> dict:
                 for s in verdicts
                 if s in humans and juror in verdicts[s] and verdicts[s][juror][0] is not None
             ]
-            rows[juror] = _kappa(pairs).as_dict()
+            rows[juror] = kappa_of_pairs(pairs).as_dict()
         majority_pairs = []
         for sample_id, by_juror in verdicts.items():
             decision = aggregate(list(by_juror.values()), jurors=len(jurors))
             if sample_id in humans and decision.label is not None:
                 majority_pairs.append((decision.label, humans[sample_id]))
-        rows["jury majority"] = _kappa(majority_pairs).as_dict()
+        rows["jury majority"] = kappa_of_pairs(majority_pairs).as_dict()
         result[part] = rows
     return result

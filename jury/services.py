@@ -6,7 +6,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from annotation.labels import FINAL_LABEL_SOURCES, LabelSource
-from annotation.models import FinalLabel, Project, ReviewItem, Sample
+from annotation.models import FinalLabel, JobStatus, Project, ReviewItem, Sample
 from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
 from taxonomy.prompts import (
@@ -21,7 +21,7 @@ from taxonomy.selectors import CategoryIndex
 
 from .aggregation import JuryDecision, aggregate
 from .backends import BackendError, OpenAICompatibleBackend, TransformersBackend
-from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryJobStatus, JuryVerdict, PromptFormat
+from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryVerdict, PromptFormat
 
 
 class JuryError(ValueError):
@@ -177,18 +177,18 @@ def run_jury_job(job: JuryJob) -> JuryJob:
     skipped) and cancellable between batches. A juror's failed request is its abstention."""
     project = job.project
     jurors = _jurors(project, job.part)
-    JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.RUNNING)
+    JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     index = CategoryIndex.for_taxonomy(project.taxonomy)
     backends: dict[int, OpenAICompatibleBackend | TransformersBackend] = {}
     try:
         backends.update({juror.pk: backend_for(juror) for juror in jurors})
         while True:
             if JuryJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-                JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.CANCELLED, finished_at=timezone.now())
+                JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
                 break
             batch = list(_pending_samples(project, job.part, jurors).select_related("project__taxonomy")[:JOB_BATCH])
             if not batch:
-                JuryJob.objects.filter(pk=job.pk).update(status=JuryJobStatus.SUCCEEDED, finished_at=timezone.now())
+                JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
                 break
             decided = sent = 0
             for juror in jurors:
@@ -208,9 +208,7 @@ def run_jury_job(job: JuryJob) -> JuryJob:
                 done=F("done") + len(batch), decided=F("decided") + decided, sent_to_humans=F("sent_to_humans") + sent
             )
     except JuryError as error:
-        JuryJob.objects.filter(pk=job.pk).update(
-            status=JuryJobStatus.FAILED, error=str(error), finished_at=timezone.now()
-        )
+        JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error=str(error), finished_at=timezone.now())
     finally:
         for backend in backends.values():
             backend.close()

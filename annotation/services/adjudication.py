@@ -12,7 +12,7 @@ from ..models import Annotation, FinalLabel, Project, ProjectRole, ReviewItem, S
 from ..permissions import require_role
 
 
-def _majority(values: list[str]) -> tuple[str | None, float]:
+def majority(values: list[str]) -> tuple[str | None, float]:
     """The value most annotators chose and its share; None when the top is tied."""
     ranked = Counter(values).most_common(2)
     if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
@@ -46,10 +46,10 @@ def finalize_sample(sample: Sample) -> FinalLabel | ReviewItem | None:
     annotations = list(Annotation.objects.filter(sample=sample, import_batch__isnull=True))
     if not annotations:
         return None
-    prompt, prompt_share = _majority([a.prompt_label for a in annotations if a.prompt_label])
+    prompt, prompt_share = majority([a.prompt_label for a in annotations if a.prompt_label])
     response, response_share = None, 1.0
     if sample.response is not None:
-        response, response_share = _majority([a.response_label for a in annotations if a.response_label])
+        response, response_share = majority([a.response_label for a in annotations if a.response_label])
     threshold = sample.project.review_below_agreement
     if prompt is None or (sample.response is not None and response is None):
         return open_review(sample, "no majority label")
