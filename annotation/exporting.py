@@ -58,6 +58,21 @@ class _JsonlWriter:
         pass
 
 
+class _JsonArrayWriter:
+    """One JSON array (the release's layout), streamed one object per line so memory stays bounded."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.separator = b"[\n"
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.stream.write(self.separator + orjson.dumps(row))
+        self.separator = b",\n"
+
+    def close(self) -> None:
+        self.stream.write(b"[]\n" if self.separator == b"[\n" else b"\n]\n")
+
+
 class _CsvWriter:
     """CSV cannot tell null from empty: both are written as an empty cell."""
 
@@ -107,14 +122,15 @@ class _ParquetWriter:
         self.writer.close()
 
 
-_WRITERS = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "parquet": _ParquetWriter}
+_WRITERS = {"jsonl": _JsonlWriter, "csv": _CsvWriter, "parquet": _ParquetWriter, "json": _JsonArrayWriter}
+COUNTED_FIELDS = ("prompt_label", "response_label", "prompt_label_source", "response_label_source")
 
 
 class SplitFiles:
-    """One file per (split, format) in a folder, with row and label counts per split."""
+    """One file per (split, format) in a folder, with row, label and label-source counts per split."""
 
     def __init__(self, folder: Path, formats: list[str], splits: list[str]):
-        self.check_formats(formats)
+        self.check_formats(formats, allowed=tuple(_WRITERS))
         self.streams: list[BinaryIO] = []
         self.writers: dict[str, list[Any]] = {}
         for split in splits:
@@ -126,18 +142,18 @@ class SplitFiles:
         self.counts: dict[str, Counter] = {split: Counter() for split in splits}
 
     @staticmethod
-    def check_formats(formats: list[str]) -> None:
-        unknown = set(formats) - set(EXPORT_FORMATS)
+    def check_formats(formats: list[str], allowed: tuple[str, ...] = EXPORT_FORMATS) -> None:
+        unknown = set(formats) - set(allowed)
         if unknown or not formats:
-            raise ValueError(f"formats must be some of {', '.join(EXPORT_FORMATS)}, got {formats}")
+            raise ValueError(f"formats must be some of {', '.join(allowed)}, got {formats}")
 
     def write(self, split: str, row: dict[str, Any]) -> None:
         for writer in self.writers[split]:
             writer.write(row)
         counts = self.counts[split]
         counts["rows"] += 1
-        counts[f"prompt_label:{row['prompt_label']}"] += 1
-        counts[f"response_label:{row['response_label']}"] += 1
+        for field in COUNTED_FIELDS:
+            counts[f"{field}:{row[field]}"] += 1
 
     def close(self) -> None:
         for writers in self.writers.values():
@@ -149,7 +165,7 @@ class SplitFiles:
     def summary(self) -> dict[str, Any]:
         summary = {}
         for split, counts in self.counts.items():
-            labels: dict[str, dict[str, int]] = {"prompt_label": {}, "response_label": {}}
+            labels: dict[str, dict[str, int]] = {field: {} for field in COUNTED_FIELDS}
             for key, count in sorted(counts.items()):
                 if ":" in key:
                     field, value = key.split(":", 1)

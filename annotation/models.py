@@ -158,10 +158,19 @@ class FinalLabel(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
+class ExportProfile(models.TextChoices):
+    """What an export writes (README "Export profiles")."""
+
+    DEFAULT = "default", "Default: labelled samples, JSONL/Parquet/CSV per split"
+    RELEASE = "release", "Release: exactly the Aegis 2.0 release layout (JSON arrays, refusals apart)"
+    RAW = "raw", "Raw: every sample, labelled or not, for other tools"
+
+
 class ExportSnapshot(models.Model):
-    """One export of a project: a folder of split files and a manifest under MEDIA_ROOT."""
+    """One export of a project: a folder of split files, a dataset card and a manifest under MEDIA_ROOT."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    profile = models.CharField(max_length=10, choices=ExportProfile.choices, default=ExportProfile.DEFAULT)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     formats = models.JSONField(default=list)
     split_ratios = models.JSONField(default=dict)

@@ -14,6 +14,7 @@ from taxonomy.models import Category
 
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
 from .labels import SafetyLabel, apply_needs_caution_policy
+from .release import SOURCE_SPLIT_KEY
 from .models import (
     Annotation,
     AnnotationRevision,
@@ -64,14 +65,20 @@ def check_export_filters(filters: dict[str, Any]) -> dict[str, list[str]]:
     return checked
 
 
-def export_rows(project: Project, filters: dict[str, list[str]]) -> Iterator[dict[str, Any]]:
+def export_rows(
+    project: Project, filters: dict[str, list[str]], *, labelled_only: bool = True, with_source_split: bool = False
+) -> Iterator[Any]:
     """Rows in the Aegis 2.0 release columns, in storage order, streamed from the database.
 
     Needs Caution follows the project's policy; categories are written only for unsafe rows.
+    ``labelled_only=False`` adds the samples without a final label (labels null); ``with_source_split``
+    yields ``(row, split recorded at import or None)`` pairs.
     """
     names = {c.code: c.name for c in project.taxonomy.categories.all()}
     policy = project.needs_caution_policy
-    queryset = Sample.objects.filter(project=project, final_label__isnull=False)
+    queryset = Sample.objects.filter(project=project)
+    if labelled_only:
+        queryset = queryset.filter(final_label__isnull=False)
     if filters.get("sources"):
         queryset = queryset.filter(source_name__in=filters["sources"])
     if filters.get("label_sources"):
@@ -89,20 +96,22 @@ def export_rows(project: Project, filters: dict[str, list[str]]) -> Iterator[dic
         "final_label__response_label_source",
         "final_label__categories",
         "reconstruction_id",
+        *((f"metadata__{SOURCE_SPLIT_KEY}",) if with_source_split else ()),
     )
     unsafe = SafetyLabel.UNSAFE.value
-    for uid, prompt, response, p_label, r_label, p_source, r_source, codes, reconstruction in values.iterator(
+    for uid, prompt, response, p_label, r_label, p_source, r_source, codes, reconstruction, *split in values.iterator(
         chunk_size=2000
     ):
         p_label = apply_needs_caution_policy(p_label, policy)
         r_label = apply_needs_caution_policy(r_label, policy)
         violated = CATEGORY_SEPARATOR.join(names[c] for c in codes) if unsafe in (p_label, r_label) else ""
-        yield dict(
+        row = dict(
             zip(
                 EXPORT_COLUMNS,
                 (uid, prompt, response, p_label, r_label, p_source, r_source, violated, reconstruction),
             )
         )
+        yield (row, split[0]) if with_source_split else row
 
 
 def user_projects(user) -> QuerySet[Project]:

@@ -3,7 +3,8 @@
     .venv/bin/python bench/import_export.py --sizes 35000 1000000 --db sqlite postgres
 
 Each phase runs in its own process so its peak RSS is its own. PostgreSQL uses a scratch
-database (aegis_bench) on AEGIS_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres).
+database (AEGIS_BENCH_DB_NAME, default aegis_bench) on AEGIS_BENCH_POSTGRES (default
+postgres://postgres@127.0.0.1:5432/postgres).
 Prints one line per (database, size, phase) and the targets from the foundation issue.
 """
 
@@ -19,6 +20,7 @@ from common import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+SCRATCH_DB = os.environ.get("AEGIS_BENCH_DB_NAME", "aegis_bench")
 TARGETS = {("postgres", 35000, "import"): 5.0, ("postgres", 35000, "export"): 3.0}
 RSS_TARGET_MB = {("postgres", 1000000, "export"): 300}
 
@@ -71,9 +73,9 @@ def fresh_database(kind: str, workdir: Path) -> str:
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS aegis_bench")
-        connection.execute("CREATE DATABASE aegis_bench")
-    return POSTGRES.rsplit("/", 1)[0] + "/aegis_bench"
+        connection.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}"')
+        connection.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
+    return POSTGRES.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from taxonomy.models import Taxonomy, TaxonomyMapping
 from taxonomy.selectors import CategoryIndex, map_categories
 
 from ..labels import LabelSource, SafetyLabel, parse_label_source, parse_refusal_label, parse_safety_label
+from ..release import SOURCE_SPLIT_KEY, split_in_filename
 from .errors import RowError
 from .records import (
     AnnotationRecord,
@@ -140,7 +141,7 @@ class Adapter(ABC):
 
 class Aegis2Adapter(Adapter):
     name = "aegis2"
-    description = "Aegis 2.0 release schema (also what export writes)"
+    description = "Aegis 2.0 release schema (also what export writes); a split in the file name is kept"
     default_source = "aegis2"
     required_columns = ("id", "prompt", "prompt_label")
 
@@ -179,6 +180,7 @@ class Aegis2Adapter(Adapter):
                 uid=uid,
                 turns=dialogue(prompt, response),
                 reconstruction_id=text_field(record, "reconstruction_id_if_redacted", required=False),
+                metadata={SOURCE_SPLIT_KEY: split} if (split := split_in_filename(ctx.filename)) else {},
                 final_label=final,
             )
         ]

@@ -1,4 +1,4 @@
-"""Exports in the Aegis 2.0 release format, written atomically."""
+"""Exports in the Aegis 2.0 format (profiles: default, release, raw), written atomically."""
 
 import os
 import shutil
@@ -11,23 +11,17 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from ..exporting import (
-    DEFAULT_SPLIT_RATIOS,
-    EXPORT_COLUMNS,
-    EXPORT_FORMATS,
-    SPLITS,
-    SplitFiles,
-    check_split_ratios,
-    file_digest,
-    split_of,
-)
-from ..models import ExportSnapshot, JobStatus, Project
-from ..selectors import check_export_filters, export_rows
+from ..dataset_card import CARD_NAME
+from ..exporting import DEFAULT_SPLIT_RATIOS, check_split_ratios, file_digest
+from ..models import ExportProfile, ExportSnapshot, JobStatus, Project
+from ..selectors import check_export_filters
+from .export_profiles import profile_options, write_profile_files
 
 
 def start_export(
     project: Project,
     *,
+    profile: str = ExportProfile.DEFAULT,
     formats: list[str] | None = None,
     split_ratios: dict[str, float] | None = None,
     split_seed: str = "aegis",
@@ -36,10 +30,10 @@ def start_export(
     created_by=None,
 ) -> ExportSnapshot:
     """Records an export to run (now or in a worker), after checking its options."""
-    formats = list(formats or EXPORT_FORMATS)
-    SplitFiles.check_formats(formats)
+    formats, split_ratios = profile_options(profile, formats, split_ratios)
     return ExportSnapshot.objects.create(
         project=project,
+        profile=profile,
         formats=formats,
         split_ratios=check_split_ratios(split_ratios or DEFAULT_SPLIT_RATIOS),
         split_seed=split_seed,
@@ -64,14 +58,7 @@ def run_export(snapshot: ExportSnapshot) -> ExportSnapshot:
     temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     ExportSnapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.RUNNING)
     try:
-        splits = [split for split in SPLITS if snapshot.split_ratios[split] > 0]
-        files = SplitFiles(temporary, snapshot.formats, splits)
-        try:
-            for row in export_rows(project, snapshot.filters):
-                files.write(split_of(row["id"], snapshot.split_ratios, snapshot.split_seed), row)
-        finally:
-            files.close()
-        manifest = _manifest(snapshot, files, temporary)
+        manifest = _manifest(snapshot, write_profile_files(snapshot, temporary), temporary)
         (temporary / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         os.rename(temporary, final)
     except BaseException as error:
@@ -86,7 +73,7 @@ def run_export(snapshot: ExportSnapshot) -> ExportSnapshot:
 
 
 def export_dataset(project: Project, **options: Any) -> ExportSnapshot:
-    """Exports a project's labelled samples in the Aegis 2.0 columns (see ``start_export``)."""
+    """Exports a project's samples in the Aegis 2.0 columns with a dataset card (see ``start_export``)."""
     return run_export(start_export(project, **options))
 
 
@@ -97,26 +84,29 @@ def _fail_export(snapshot: ExportSnapshot, message: str) -> None:
     snapshot.refresh_from_db()
 
 
-def _manifest(snapshot: ExportSnapshot, files: SplitFiles, folder: Path) -> dict[str, Any]:
+def _manifest(snapshot: ExportSnapshot, written: dict[str, Any], folder: Path) -> dict[str, Any]:
     taxonomy = snapshot.project.taxonomy
-    counts = files.summary()
+    counts = written["counts"]
     return {
         "format": "aegis-2.0",
-        "columns": list(EXPORT_COLUMNS),
+        **written,
         "snapshot": snapshot.pk,
         "project": snapshot.project.slug,
         "taxonomy": {"slug": taxonomy.slug, "version": taxonomy.version, "name": taxonomy.name},
         "needs_caution_policy": snapshot.project.needs_caution_policy,
         "split": {"seed": snapshot.split_seed, "ratios": snapshot.split_ratios, "by": "sha256(seed, id)"},
         "filters": snapshot.filters,
-        "counts": counts,
         "files": {
-            path.name: {
-                **file_digest(path),
-                "split": path.stem,
-                "format": path.suffix[1:],
-                "rows": counts[path.stem]["rows"],
-            }
+            path.name: (
+                {**file_digest(path), "kind": "dataset card"}
+                if path.name == CARD_NAME
+                else {
+                    **file_digest(path),
+                    "split": path.stem,
+                    "format": path.suffix[1:],
+                    "rows": counts[path.stem]["rows"],
+                }
+            )
             for path in sorted(folder.iterdir())
         },
         "created_at": timezone.now().isoformat(),

@@ -39,7 +39,8 @@ def test_export_files_columns_and_manifest(labelled, tmp_path):
     snapshot = export_dataset(labelled, split_ratios=RATIOS, directory=tmp_path / "out")
     folder = Path(snapshot.directory)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"{s}.{f}" for s in ("train", "validation", "test") for f in ("jsonl", "parquet", "csv")] + ["manifest.json"]
+        [f"{s}.{f}" for s in ("train", "validation", "test") for f in ("jsonl", "parquet", "csv")]
+        + ["manifest.json", "README.md"]
     )
     rows = {split: read_jsonl(folder / f"{split}.jsonl") for split in ("train", "validation", "test")}
     everything = [row for split_rows in rows.values() for row in split_rows]
@@ -94,7 +95,7 @@ def test_round_trip_is_byte_identical(labelled, tmp_path):
     for split in ("train", "validation", "test"):
         import_samples(copy, first / f"{split}.jsonl", adapter="aegis2")
     second = Path(export_dataset(copy, split_ratios=RATIOS, directory=tmp_path / "second").directory)
-    for name in sorted(p.name for p in first.iterdir() if p.name != "manifest.json"):
+    for name in sorted(p.name for p in first.iterdir() if p.name not in ("manifest.json", "README.md")):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     from_parquet = create_project(name="Copy 2", slug="copy-2")
     for split in ("train", "validation", "test"):
