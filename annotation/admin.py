@@ -16,6 +16,7 @@ from .models import (
     AnnotationRevision,
     Assignment,
     AssignmentBatch,
+    ExportProfile,
     ExportSnapshot,
     FinalLabel,
     ImportBatch,
@@ -45,7 +46,7 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     list_display = ["name", "slug", "taxonomy", "annotations_per_sample", "needs_caution_policy", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
-    actions = ["export_projects"]
+    actions = ["export_projects", "export_release", "export_raw"]
     change_form_template = "admin/annotation/project/change_form.html"
 
     def save_model(self, request, obj, form, change):
@@ -97,12 +98,20 @@ class ProjectAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/annotation/project/import.html", context)
 
     @admin.action(description="Export (Aegis 2.0 columns, JSONL + Parquet + CSV)")
-    def export_projects(self, request, queryset):
+    def export_projects(self, request, queryset, profile: str = ExportProfile.DEFAULT):
         for project in queryset:
             with transaction.atomic():
-                snapshot = services.start_export(project, created_by=request.user)
+                snapshot = services.start_export(project, profile=profile, created_by=request.user)
                 queue_after_commit(export_snapshot_task, snapshot, "default")
-            self.message_user(request, f"Export {snapshot.pk} of {project} started.", messages.SUCCESS)
+            self.message_user(request, f"Export {snapshot.pk} ({profile}) of {project} started.", messages.SUCCESS)
+
+    @admin.action(description="Export in the Aegis 2.0 release layout (JSON arrays, refusals apart)")
+    def export_release(self, request, queryset):
+        self.export_projects(request, queryset, ExportProfile.RELEASE)
+
+    @admin.action(description="Export raw (every sample, labelled or not; JSONL + Parquet + CSV)")
+    def export_raw(self, request, queryset):
+        self.export_projects(request, queryset, ExportProfile.RAW)
 
 
 class FinalLabelInline(admin.StackedInline):
@@ -170,8 +179,8 @@ class ImportBatchAdmin(admin.ModelAdmin):
 
 @admin.register(ExportSnapshot)
 class ExportSnapshotAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "status", "formats", "directory", "created_at"]
-    list_filter = ["status"]
+    list_display = ["id", "project", "profile", "status", "formats", "directory", "created_at"]
+    list_filter = ["status", "profile"]
     readonly_fields = [f.name for f in ExportSnapshot._meta.fields]
 
     def has_add_permission(self, request):

@@ -87,7 +87,5 @@ def _jury_facts(project: Project) -> dict[str, Any]:
             "min_category_votes": sorted(set(jobs.values_list("min_category_votes", flat=True))),
             "jobs": jobs.count(),
         },
-        "refusal_generation": [
-            {"model": g.model, "strategies": g.strategies, "samples": g.done} for g in generations
-        ],
+        "refusal_generation": [{"model": g.model, "strategies": g.strategies, "samples": g.done} for g in generations],
     }

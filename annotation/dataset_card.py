@@ -72,9 +72,7 @@ def render_card(
     )
 
 
-def _header(
-    facts: dict[str, Any], profile: str, data_files: dict[str, list[str]], split_sizes: dict[str, int]
-) -> str:
+def _header(facts: dict[str, Any], profile: str, data_files: dict[str, list[str]], split_sizes: dict[str, int]) -> str:
     total = sum(split_sizes.values())
     header = {
         "pretty_name": facts["project"]["name"],
@@ -182,8 +180,8 @@ def _labelling_section(facts: dict[str, Any]) -> str:
     labelling = facts["labelling"]
     return (
         "## How the labels were made\n\n"
-        f"- Annotators: {labelling['annotators_in_app']} labelled in the app; "
-        f"{labelling['imported_annotators']} more came with imported data ({labelling['annotations']:,} "
+        f"- Annotators: {labelling['annotators_in_app']} labelled in the app and "
+        f"{labelling['imported_annotators']} came with imported data ({labelling['annotations']:,} "
         f"annotations in all).\n"
         f"- Each sample is labelled by k = {labelling['annotations_per_sample']} annotators, blind to each "
         f"other; a reviewer re-labels {labelling['qa_per_hundred']} of every 100 items an annotator completes.\n"
@@ -253,7 +251,7 @@ def _label_source_section(profile: str, counts: dict[str, dict[str, Any]]) -> st
     for name, entry in counts.items():
         for field in ("prompt_label_source", "response_label_source"):
             for source, rows in entry[field].items():
-                lines.append(f"| {name} | {field} | {source} | {rows:,} |")
+                lines.append(f"| {name} | {field} | {'null (no label)' if source == 'None' else source} | {rows:,} |")
     if profile == "release":
         lines += ["\nOur label sources written in the release's vocabulary:\n", "| ours | release |", "|---|---|"]
         lines += [f"| {ours} | {theirs} |" for ours, theirs in RELEASE_LABEL_SOURCE_MAPPING.items()]

@@ -60,17 +60,14 @@ def is_refusal(row: dict[str, Any]) -> bool:
     return row["response_label_source"] == LabelSource.REFUSAL_DATA_AUGMENTATION.value
 
 
-def release_file_of(
-    row: dict[str, Any], source_split: str | None, ratios: dict[str, float], seed: str
-) -> str:
+def release_file_of(row: dict[str, Any], source_split: str | None, ratios: dict[str, float], seed: str) -> str:
     """The release file a kept row goes to: the split recorded at import if any, else a stable hash
-    of the id; refusal augmentations go to ``refusals_train``/``refusals_validation``, never to test."""
-    split = source_split if source_split in SPLITS else split_of(row["id"], ratios, seed)
-    if not is_refusal(row):
-        return split
-    if split == "test":
-        split = split_of(row["id"], refusal_ratios(ratios), seed)
-    return f"refusals_{split}"
+    of the id; refusal augmentations go to ``refusals_train``/``refusals_validation`` in the export's
+    train:validation proportion, never to test."""
+    if is_refusal(row):
+        kept = source_split if source_split in REFUSAL_SPLITS else split_of(row["id"], refusal_ratios(ratios), seed)
+        return f"refusals_{kept}"
+    return source_split if source_split in SPLITS else split_of(row["id"], ratios, seed)
 
 
 def refusal_ratios(ratios: dict[str, float]) -> dict[str, float]:

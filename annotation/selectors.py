@@ -14,7 +14,6 @@ from taxonomy.models import Category
 
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
 from .labels import SafetyLabel, apply_needs_caution_policy
-from .release import SOURCE_SPLIT_KEY
 from .models import (
     Annotation,
     AnnotationRevision,
@@ -28,6 +27,7 @@ from .models import (
     QueueItem,
     Sample,
 )
+from .release import SOURCE_SPLIT_KEY
 
 EXPORT_FILTERS = ("sources", "label_sources")
 

@@ -5,7 +5,7 @@ from taxonomy.models import Taxonomy
 from .exporting import EXPORT_FORMATS, SPLITS
 from .importing.adapters import ADAPTERS
 from .labels import NeedsCautionPolicy
-from .models import ExportSnapshot, FinalLabel, ImportBatch, Project, Sample
+from .models import ExportProfile, ExportSnapshot, FinalLabel, ImportBatch, Project, Sample
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -87,7 +87,8 @@ class ImportBatchSerializer(serializers.ModelSerializer):
 
 
 class ExportRequestSerializer(serializers.Serializer):
-    formats = serializers.ListField(child=serializers.ChoiceField(choices=EXPORT_FORMATS), required=False)
+    profile = serializers.ChoiceField(choices=ExportProfile.choices, required=False)
+    formats = serializers.ListField(child=serializers.ChoiceField(choices=[*EXPORT_FORMATS, "json"]), required=False)
     split_ratios = serializers.DictField(child=serializers.FloatField(min_value=0, max_value=1), required=False)
     split_seed = serializers.CharField(required=False, max_length=80)
     filters = serializers.DictField(required=False)
@@ -105,6 +106,7 @@ class ExportSnapshotSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "project",
+            "profile",
             "status",
             "formats",
             "split_ratios",

@@ -263,12 +263,13 @@ def read_aegis2(benchmark: Benchmark, path: Path) -> list[BenchmarkItem]:
 
 
 def export_split_file(folder: Path, split: str = "test") -> Path:
-    """The split's file in an export folder (``test.jsonl``, else ``.parquet``, else ``.csv``)."""
-    for fmt in EXPORT_FORMATS:
+    """The split's file in an export folder (``test.jsonl``, else ``.parquet``, else ``.csv``, else the
+    release profile's ``test.json``)."""
+    for fmt in (*EXPORT_FORMATS, "json"):
         candidate = folder / f"{split}.{fmt}"
         if candidate.is_file():
             return candidate
-    names = ", ".join(f"{split}.{fmt}" for fmt in EXPORT_FORMATS)
+    names = ", ".join(f"{split}.{fmt}" for fmt in (*EXPORT_FORMATS, "json"))
     raise FileNotFoundError(f"{folder}: no {names} (is this an export folder with a {split} split?)")
 
 

@@ -64,8 +64,9 @@ def target_json(prompt_label: str, response_label: str | None, category_names: l
 
 
 def read_export_split(folder: Path, split: str) -> Iterator[dict[str, Any]]:
-    """Rows of one split of an export snapshot (JSONL preferred, else Parquet)."""
-    jsonl, parquet = folder / f"{split}.jsonl", folder / f"{split}.parquet"
+    """Rows of one split of an export snapshot (JSONL preferred, else Parquet, else the release
+    profile's JSON array followed by its refusals file)."""
+    jsonl, parquet, array = folder / f"{split}.jsonl", folder / f"{split}.parquet", folder / f"{split}.json"
     if jsonl.exists():
         with jsonl.open(encoding="utf-8") as stream:
             for number, line in enumerate(stream, start=1):
@@ -76,6 +77,13 @@ def read_export_split(folder: Path, split: str) -> Iterator[dict[str, Any]]:
     elif parquet.exists():
         for batch in pq.ParquetFile(parquet).iter_batches(batch_size=10_000):
             yield from batch.to_pylist()
+    elif array.exists():
+        for path in (array, folder / f"refusals_{split}.json"):
+            if path.exists():
+                try:
+                    yield from json.loads(path.read_bytes())
+                except json.JSONDecodeError as error:
+                    raise BlendError(f"{path}: not a JSON array ({error.msg}, line {error.lineno})") from None
     elif (folder / f"{split}.csv").exists():
         raise BlendError(f"{folder}: the export has only CSV files; export with JSONL or Parquet to build a blend")
 

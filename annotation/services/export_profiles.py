@@ -66,9 +66,7 @@ def _write_splits(snapshot: ExportSnapshot, folder: Path) -> SplitFiles:
     """Default and raw: each sample into its hashed split, once per format."""
     files = SplitFiles(folder, snapshot.formats, [s for s in SPLITS if snapshot.split_ratios[s] > 0])
     try:
-        rows = export_rows(
-            snapshot.project, snapshot.filters, labelled_only=snapshot.profile != ExportProfile.RAW
-        )
+        rows = export_rows(snapshot.project, snapshot.filters, labelled_only=snapshot.profile != ExportProfile.RAW)
         for row in rows:
             files.write(split_of(row["id"], snapshot.split_ratios, snapshot.split_seed), row)
     finally:

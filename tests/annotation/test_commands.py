@@ -17,7 +17,7 @@ def test_import_then_export_from_the_command_line(project, shared_data, tmp_path
     call_command("export_dataset", project="test", out=str(tmp_path / "out"), formats=["jsonl"], split="1,0,0")
     out = capsys.readouterr().out
     assert f"exported to {tmp_path / 'out'}" in out
-    assert sorted(p.name for p in Path(tmp_path / "out").iterdir()) == ["manifest.json", "train.jsonl"]
+    assert sorted(p.name for p in Path(tmp_path / "out").iterdir()) == ["README.md", "manifest.json", "train.jsonl"]
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["train"]["rows"] == 450
 
 
