@@ -363,3 +363,21 @@ def test_command_and_api_select_the_profile(project, tmp_path, capsys, admin_cli
         content_type="application/json",
     )
     assert bad.status_code == 400 and "JSON arrays only" in bad.json()["detail"]
+
+
+def test_training_blends_and_benchmarks_read_a_release_export(project, tmp_path, django_user_model):
+    from evaluation.benchmarks import get_benchmark
+    from training.services import build_blend, read_blend
+
+    write_release(tmp_path / "release", release_files())
+    for name in RELEASE_FILES:
+        import_samples(project, tmp_path / "release" / f"{name}.json", adapter="aegis2")
+    snapshot = export_dataset(project, profile="release", directory=tmp_path / "out")
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    blend = build_blend(snapshot, by=boss, options={"shuffle_probability": 0, "drop_probability": 0})
+    train = {example["id"] for example in read_blend(blend, "train")}
+    expected = {row["id"] for name in ("train", "refusals_train") for row in release_files()[name]}
+    assert train == expected - {"train-empty"}  # the blend skips an empty response (its own rule)
+    assert blend.manifest["skipped"] == {"response without a label": 2}  # train-empty, validation-empty
+    prompts = get_benchmark("export_prompt").load(Path(snapshot.directory))
+    assert sorted(item.uid for item in prompts) == ["test-empty", "test-safe", "test-unsafe"]  # REDACTED left out
