@@ -381,3 +381,21 @@ def test_training_blends_and_benchmarks_read_a_release_export(project, tmp_path,
     assert blend.manifest["skipped"] == {"response without a label": 2}  # train-empty, validation-empty
     prompts = get_benchmark("export_prompt").load(Path(snapshot.directory))
     assert sorted(item.uid for item in prompts) == ["test-empty", "test-safe", "test-unsafe"]  # REDACTED left out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_actions_start_release_and_raw_exports(client, django_user_model, project, celery_worker, tmp_path):
+    from tests.conftest import wait_until_finished
+
+    write_release(tmp_path / "release", release_files())
+    for name in RELEASE_FILES:
+        import_samples(project, tmp_path / "release" / f"{name}.json", adapter="aegis2")
+    client.force_login(django_user_model.objects.create_superuser("root-admin", password="pw-root-123"))
+    for action, profile in (("export_release", "release"), ("export_raw", "raw")):
+        response = client.post("/admin/annotation/project/", {"action": action, "_selected_action": [project.pk]})
+        assert response.status_code == 302
+        snapshot = wait_until_finished(ExportSnapshot, ExportSnapshot.objects.latest("pk").pk)
+        assert (snapshot.status, snapshot.profile) == ("succeeded", profile), snapshot.error
+        assert (Path(snapshot.directory) / "README.md").is_file()
+    listing = client.get("/admin/annotation/exportsnapshot/?profile=release")
+    assert listing.status_code == 200 and b"release" in listing.content
