@@ -1,6 +1,6 @@
 """Import and export throughput and peak memory for generated Aegis 2.0-shaped samples.
 
-    .venv/bin/python bench/import_export.py --sizes 35000 1000000 --db sqlite postgres
+    .venv/bin/python bench/import_export.py --sizes 35000 1000000 --db sqlite postgres [--profiles default release]
 
 Each phase runs in its own process so its peak RSS is its own. PostgreSQL uses a scratch
 database (AEGIS_BENCH_DB_NAME, default aegis_bench) on AEGIS_BENCH_POSTGRES (default
@@ -62,8 +62,9 @@ def phase_main(phase: str, data: Path, out: Path) -> None:
     if phase == "import":
         batch = import_samples(project, data, adapter="aegis2")
         assert batch.created_count == batch.rows_read, batch.error
-    else:
-        export_dataset(project, directory=out / "export")
+    else:  # export, or export-<profile> (release, raw)
+        profile = phase.partition("-")[2]
+        export_dataset(project, directory=out / phase, **({"profile": profile} if profile else {}))
     (out / f"{phase}.seconds").write_text(str(time.perf_counter() - start))
 
 
@@ -82,8 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[35000])
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--profiles", nargs="+", default=["default"], choices=["default", "release", "raw"], help="export profiles"
+    )
     args = parser.parse_args()
-    print(f"{'db':9} {'samples':>9} {'phase':7} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}  target")
+    print(f"{'db':9} {'samples':>9} {'phase':14} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}  target")
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
             data = Path(tmp) / "samples.jsonl"
@@ -93,7 +97,8 @@ def main() -> None:
                 workdir.mkdir()
                 url = fresh_database(kind, workdir)
                 run_phase("migrate", url, data, workdir)
-                for phase in ("import", "export"):
+                exports = [f"export-{p}" if p != "default" else "export" for p in args.profiles]
+                for phase in ("import", *exports):
                     seconds, peak = run_phase(phase, url, data, workdir)
                     target = []
                     if (kind, size, phase) in TARGETS:
@@ -105,7 +110,7 @@ def main() -> None:
                         limit = RSS_TARGET_MB[(kind, size, phase)]
                         target.append(f"≤ {limit} MB: {'met' if peak <= limit else 'MISSED'}")
                     figures = f"{seconds:8.2f} {size / seconds:9.0f} {peak:8.0f}"
-                    print(f"{kind:9} {size:>9} {phase:7} {figures}  {'; '.join(target)}", flush=True)
+                    print(f"{kind:9} {size:>9} {phase:14} {figures}  {'; '.join(target)}", flush=True)
 
 
 if __name__ == "__main__":
