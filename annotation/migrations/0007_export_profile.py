@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0006_job_status_cancelled'),
+        ("annotation", "0006_job_status_cancelled"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='exportsnapshot',
-            name='profile',
-            field=models.CharField(choices=[('default', 'Default: labelled samples, JSONL/Parquet/CSV per split'), ('release', 'Release: exactly the Aegis 2.0 release layout (JSON arrays, refusals apart)'), ('raw', 'Raw: every sample, labelled or not, for other tools')], default='default', max_length=10),
+            model_name="exportsnapshot",
+            name="profile",
+            field=models.CharField(
+                choices=[
+                    ("default", "Default: labelled samples, JSONL/Parquet/CSV per split"),
+                    ("release", "Release: exactly the Aegis 2.0 release layout (JSON arrays, refusals apart)"),
+                    ("raw", "Raw: every sample, labelled or not, for other tools"),
+                ],
+                default="default",
+                max_length=10,
+            ),
         ),
     ]
