@@ -117,7 +117,7 @@ def _body(
     taxonomy = facts["taxonomy"]
     sizes = ", ".join(f"{size:,} {split}" for split, size in split_sizes.items()) or "no rows"
     parts = [
-        f"# {_text(facts['project']['name'])}\n",
+        f"# {' '.join(_text(facts['project']['name']).split())}\n",
         f"Content-safety data in the Aegis 2.0 format, exported by Aegis Studio from project "
         f"`{_text(facts['project']['slug'])}` (export {snapshot}, profile `{profile}`): {sizes}. "
         f"Labels follow the taxonomy {_text(taxonomy['name'])} (`{_text(taxonomy['slug'])}` "

@@ -113,7 +113,7 @@ def write_release(folder: Path, files: dict[str, list[dict]]) -> None:
 def card_header(folder: Path) -> dict:
     text = (folder / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\n")
-    return yaml.safe_load(text.split("---\n", 2)[1])
+    return yaml.safe_load(text[4 : text.index("\n---\n")])  # the header ends at a line that is just ---
 
 
 def declared(header: dict) -> dict[str, str]:
@@ -177,6 +177,8 @@ def test_release_files_load_in_datasets_with_the_cards_features(project, tmp_pat
     assert data_files["train"] == [str(out / "train.json"), str(out / "refusals_train.json")]
     assert data_files["test"] == [str(out / "test.json")]
     loaded = datasets.load_dataset("json", data_files=data_files, cache_dir=str(tmp_path / "cache"))
+    from_card = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache-card"))
+    assert {split: d.features for split, d in from_card.items()} == {split: d.features for split, d in loaded.items()}
     for split, dataset in loaded.items():
         assert list(dataset.features) == list(RELEASE_COLUMNS), split
         assert {name: feature.dtype for name, feature in dataset.features.items()} == declared(header), split
@@ -285,7 +287,7 @@ def test_raw_profile_exports_unlabelled_samples_too(project, shared_data, tmp_pa
 def test_card_renders_agreement_jury_and_label_sources_escaped(tmp_path):
     from jury.models import Juror
 
-    project = create_project(name="Team <script>alert(1)</script>", slug="team")
+    project = create_project(name="Team <script>alert(1)</script>\n---\nlicense: mit", slug="team")
     path = tmp_path / "labelled.jsonl"
     votes = [
         ("unsafe", "unsafe", "unsafe"),
@@ -334,10 +336,10 @@ def test_card_renders_agreement_jury_and_label_sources_escaped(tmp_path):
     assert "| train | response_label_source | null (no label) | 6 |" in card
     assert "| judge \\| one | mistral-nemo-12b | responses |" in card
     assert "| S1 | Violence | core |" in card
-    body = card.split("---\n", 2)[2]
-    assert "<script>" not in body and "# Team &lt;script&gt;alert(1)&lt;/script&gt;" in body
+    body = card[card.index("\n---\n") + 5 :]
+    assert "<script>" not in body and "\n# Team &lt;script&gt;alert(1)&lt;/script&gt; --- license: mit\n" in body
     header = card_header(out)
-    assert header["pretty_name"] == "Team <script>alert(1)</script>"  # YAML-quoted, read back as written
+    assert header["pretty_name"] == "Team <script>alert(1)</script>\n---\nlicense: mit"  # quoted, read back as is
     assert "license" in header and header["license"] is None
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"]["README.md"]["kind"] == "dataset card"
