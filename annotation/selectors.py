@@ -20,6 +20,7 @@ from .models import (
     Assignment,
     AssignmentStatus,
     ExportSnapshot,
+    FinalLabel,
     ImportBatch,
     Membership,
     Project,
@@ -131,10 +132,21 @@ def _frozen_taxonomy_facts(taxonomy_id: int) -> tuple[tuple[dict[str, Any], ...]
 
 
 def content_warning_reasons(sample: Sample) -> list[str]:
-    """Names of the content-warning categories a sample is known to touch."""
+    """Names of the content-warning categories a sample is known to touch.
+
+    Known only from what no annotator of the project wrote: the final label (imported, jury,
+    majority or reviewer) and imported annotations. Peers' open labels never count: they would
+    tell a blind annotator what the others chose.
+    """
     warned = _frozen_taxonomy_facts(sample.project.taxonomy_id)[1]
-    codes = sample.known_categories.filter(code__in=list(warned)).values_list("code", flat=True)
-    return sorted(warned[code] for code in codes)
+    codes: set[str] = set()
+    for categories in FinalLabel.objects.filter(sample=sample).values_list("categories", flat=True):
+        codes.update(categories)
+    for categories in Annotation.objects.filter(sample=sample, import_batch__isnull=False).values_list(
+        "categories", flat=True
+    ):
+        codes.update(categories)
+    return sorted(warned[code] for code in codes if code in warned)
 
 
 def taxonomy_choices(project: Project) -> list[dict[str, Any]]:
