@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..labels import FINAL_LABEL_SOURCES, LabelSource, SafetyLabel, check_label_submission
-from ..models import Annotation, FinalLabel, Project, ProjectRole, ReviewItem, Sample, SampleCategory
+from ..models import Annotation, FinalLabel, Project, ProjectRole, QueueItem, ReviewItem, Sample, SampleCategory
 from ..permissions import require_role
 from ..signals import final_label_decided
 
@@ -120,6 +120,7 @@ def adjudicate(
     ReviewItem.objects.filter(sample=sample, resolved_at__isnull=True).update(
         resolved_at=timezone.now(), resolved_by=reviewer
     )
+    QueueItem.objects.filter(sample=sample, done=False).update(done=True)  # final: never handed out again
     _announce(sample)
     return final
 

@@ -104,10 +104,19 @@ def _holds_slot(now) -> Q:
     return Q(status=AssignmentStatus.SUBMITTED) | Q(status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
 
 
+def _not_final() -> Q:
+    """Samples whose final label humans or a reviewer have not yet decided (those are never handed out)."""
+    return ~Q(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+
+
 def _active_lease(user, project: Project, now) -> Assignment | None:
     return (
         Assignment.objects.filter(
-            annotator=user, sample__project=project, status=AssignmentStatus.LEASED, lease_expires_at__gt=now
+            _not_final(),
+            annotator=user,
+            sample__project=project,
+            status=AssignmentStatus.LEASED,
+            lease_expires_at__gt=now,
         )
         .select_related("sample__project")
         .order_by("leased_at")
@@ -151,7 +160,7 @@ def next_assignment(user, project: Project) -> Assignment:
         start = 0
         while True:
             window = list(
-                QueueItem.objects.filter(batch=batch, done=False)
+                QueueItem.objects.filter(_not_final(), batch=batch, done=False)
                 .order_by("-priority", "pk")
                 .values_list("pk", "sample_id")[start : start + CANDIDATE_WINDOW]
             )
