@@ -205,9 +205,21 @@ class AdjudicationSerializer(serializers.Serializer):
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def review_queue(request, pk: int):
-    """Samples waiting for a reviewer, with every annotation (reviewers and admins)."""
+    """Samples waiting for a reviewer, with every annotation (reviewers and admins), oldest first;
+    ``?reason=`` (no-majority, low-agreement, flagged, jury), ``?offset=`` and ``?limit=`` (≤ 200) page it."""
     project = get_object_or_404(Project, pk=pk)
-    return Response(services.review_queue(project, request.user))
+    try:
+        offset = max(0, int(request.query_params.get("offset", 0)))
+        limit = min(200, max(1, int(request.query_params.get("limit", 200))))
+    except ValueError:
+        raise ValidationError({"offset": "offset and limit are whole numbers"}) from None
+    try:
+        items = services.review_queue(
+            project, request.user, reason=request.query_params.get("reason", ""), offset=offset, limit=limit
+        )
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response(items)
 
 
 @extend_schema(request=AdjudicationSerializer, responses=dict)
