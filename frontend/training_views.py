@@ -11,7 +11,13 @@ from annotation.permissions import require_admin
 from jury.selectors import worker_notice
 from training.api import start_run
 from training.models import TrainerKind, TrainingRun
-from training.selectors import guard_models_for, project_training_runs, trainable_exports
+from training.selectors import (
+    cuda_visible,
+    default_trainer,
+    guard_models_for,
+    project_training_runs,
+    trainable_exports,
+)
 from training.services import cancel_training_run
 from training.trainers.lora import LoraSettings
 from training.trainers.minilm import MiniLMSettings
@@ -61,6 +67,8 @@ def training(request, pk: int):
         "exports": trainable_exports(project)[:20],
         "runs": runs,
         "kinds": TrainerKind.choices,
+        "default_kind": default_trainer(),
+        "gpu": cuda_visible(),
         "switches": BLEND_SWITCHES,
         "defaults": {
             "minilm": json.dumps(MiniLMSettings().__dict__, default=list),

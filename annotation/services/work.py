@@ -1,5 +1,6 @@
 """The annotator workbench: members, batches, leases on queue items, labels and their audit."""
 
+import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -97,6 +98,26 @@ def create_assignment_batch(
     QueueItem.objects.bulk_create((QueueItem(batch=batch, sample_id=pk) for pk in ids), batch_size=5000)
     refresh_planner_statistics(QueueItem)
     return batch
+
+
+@transaction.atomic
+def interleave_sources(batch: AssignmentBatch, *, seed: str = "aegis") -> None:
+    """Serves a batch's sources in turn, each in a seeded shuffle, so that annotators see a mix
+    (prompt-only and prompt+response items, every harm area) from the first items on.
+
+    The queue is served by priority, highest first: the n-th item of each source gets priority -n.
+    """
+    by_source: dict[str, list[QueueItem]] = {}
+    for item in batch.items.select_related("sample").order_by("pk"):
+        by_source.setdefault(item.sample.source_name, []).append(item)
+    shuffle = random.Random(f"{seed}:{batch.name}").shuffle
+    changed = []
+    for items in by_source.values():
+        shuffle(items)
+        for rank, item in enumerate(items):
+            item.priority = -rank
+            changed.append(item)
+    QueueItem.objects.bulk_update(changed, ["priority"], batch_size=2000)
 
 
 def _holds_slot(now) -> Q:
