@@ -110,8 +110,25 @@ def next_item(request, pk: int):
     try:
         assignment = services.next_assignment(request.user, project)
     except services.NoWork as reason:
-        return Response({"no_work": str(reason)})
+        membership = Membership.objects.filter(project=project, user=request.user, role=ProjectRole.ANNOTATOR).first()
+        return Response(
+            {"no_work": str(reason), "progress": selectors.annotator_progress(request.user.pk, project, membership)}
+        )
     return Response(selectors.workbench_view(assignment))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def my_labels(request, pk: int):
+    """The caller's submitted items not yet final (they may revise them), newest first;
+    ``?before=<assignment id>`` gives the next page."""
+    project = get_object_or_404(Project, pk=pk)
+    require_role(request.user, project, ProjectRole.ANNOTATOR)
+    before = request.query_params.get("before")
+    if before is not None and not before.isdigit():
+        raise ValidationError({"before": "an assignment id"})
+    return Response(selectors.revisable_assignments(request.user.pk, project, before=int(before) if before else None))
 
 
 def _own(request, assignment_id: int) -> Assignment:

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from taxonomy.models import Category
 
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
-from .labels import SafetyLabel, apply_needs_caution_policy
+from .labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy
 from .models import (
     Annotation,
     AnnotationRevision,
@@ -188,6 +188,7 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
             "has_response": sample.response is not None,
         },
         "content_warning": content_warning_reasons(sample),
+        "final": FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists(),
         # Only a submitted assignment has a label of its own to show (leases are never re-given).
         "annotation": (
             own_annotation(sample, assignment.annotator_id) if assignment.status == AssignmentStatus.SUBMITTED else None
@@ -200,10 +201,46 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
 
 
 def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
+    """Items submitted (in all, today), the daily cap, and ``remaining``: the queue's open items this
+    annotator has not done or skipped, the one in front of them included (an upper bound: others
+    may fill some of them first)."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done = Assignment.objects.filter(annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED)
     counts = done.aggregate(submitted=Count("pk"), submitted_today=Count("pk", filter=Q(submitted_at__gte=start)))
-    return {**counts, "daily_cap": membership.daily_cap if membership else None}
+    had = Assignment.objects.filter(
+        annotator_id=user_id, item=OuterRef("pk"), status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED]
+    )
+    remaining = (
+        QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
+        .exclude(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+        .exclude(Exists(had))
+        .count()
+    )
+    return {**counts, "remaining": remaining, "daily_cap": membership.daily_cap if membership else None}
+
+
+def revisable_assignments(user_id: int, project: Project, *, before: int | None = None, limit: int = 20):
+    """The annotator's submitted items whose sample is not final yet (newest first, ``before`` an
+    assignment id for the next page): the labels they may still revise."""
+    assignments = Assignment.objects.filter(
+        annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED
+    ).exclude(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+    if before is not None:
+        assignments = assignments.filter(pk__lt=before)
+    rows = list(
+        assignments.order_by("-pk").values_list("pk", "sample_id", "sample__uid", "sample__prompt", "submitted_at")[
+            :limit
+        ]
+    )
+    labels = dict(
+        Annotation.objects.filter(annotator_id=user_id, sample_id__in=[row[1] for row in rows]).values_list(
+            "sample_id", "prompt_label"
+        )
+    )
+    return [
+        {"id": pk, "uid": uid, "prompt": prompt[:120], "prompt_label": labels.get(sample), "submitted_at": submitted}
+        for pk, sample, uid, prompt, submitted in rows
+    ]
 
 
 def annotation_history(assignment: Assignment) -> list[dict[str, Any]]:
