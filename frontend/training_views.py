@@ -8,6 +8,7 @@ from rest_framework.exceptions import ValidationError
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
+from frontend.readable import settings_rows
 from jury.selectors import worker_notice
 from training.api import start_run
 from training.models import TrainerKind, TrainingRun
@@ -84,4 +85,12 @@ def training(request, pk: int):
 @login_required
 def guard_models(request):
     """The model registry: each guard with its run's data, settings, metrics and artifacts."""
-    return render(request, "frontend/models.html", {"guards": guard_models_for(request.user)})
+    guards = [
+        (
+            guard,
+            settings_rows(guard.run.config) if guard.run else [],
+            settings_rows(guard.run.metrics) if guard.run else [],
+        )
+        for guard in guard_models_for(request.user)
+    ]
+    return render(request, "frontend/models.html", {"guards": guards})
