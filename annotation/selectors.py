@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -200,23 +200,31 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
     }
 
 
+REMAINING_COUNTED_UP_TO = 10_000
+
+
 def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
     """Items submitted (in all, today), the daily cap, and ``remaining``: the queue's open items this
     annotator has not done or skipped, the one in front of them included (an upper bound: others
-    may fill some of them first)."""
+    may fill some of them first). Counting stops past REMAINING_COUNTED_UP_TO (``remaining_more``),
+    so that a pull stays fast on a queue of millions."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done = Assignment.objects.filter(annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED)
     counts = done.aggregate(submitted=Count("pk"), submitted_today=Count("pk", filter=Q(submitted_at__gte=start)))
+    open_items = QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
     had = Assignment.objects.filter(
-        annotator_id=user_id, item=OuterRef("pk"), status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED]
-    )
-    remaining = (
-        QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
-        .exclude(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
-        .exclude(Exists(had))
-        .count()
-    )
-    return {**counts, "remaining": remaining, "daily_cap": membership.daily_cap if membership else None}
+        annotator_id=user_id,
+        item__in=open_items,
+        status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED],
+    ).count()
+    bound = REMAINING_COUNTED_UP_TO + had
+    counted = open_items.order_by().values("pk")[: bound + 1].count()
+    return {
+        **counts,
+        "remaining": min(counted, bound) - had,
+        "remaining_more": counted > bound,
+        "daily_cap": membership.daily_cap if membership else None,
+    }
 
 
 def revisable_assignments(user_id: int, project: Project, *, before: int | None = None, limit: int = 20):

@@ -3,6 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
+from annotation import selectors
 from annotation.models import Sample
 from annotation.services import (
     add_member,
@@ -16,7 +17,7 @@ from annotation.services import (
 pytestmark = pytest.mark.django_db
 
 
-def test_my_labels_pages_newest_first_and_leaves_out_final_samples(project, django_user_model, tmp_path):
+def test_my_labels_pages_newest_first_and_leaves_out_final_samples(project, django_user_model, tmp_path, monkeypatch):
     boss = django_user_model.objects.create_user("boss", is_staff=True)
     ann = django_user_model.objects.create_user("ann")
     add_member(project, by=boss, username="ann", role="annotator")
@@ -37,6 +38,9 @@ def test_my_labels_pages_newest_first_and_leaves_out_final_samples(project, djan
     assert [row["uid"] for row in older] == ["s01", "s00"]
     assert client.get(f"/api/projects/{project.pk}/my-labels/", {"before": "x"}).status_code == 400
     progress = client.post(f"/api/projects/{project.pk}/next/").json()["progress"]
-    assert (progress["submitted"], progress["remaining"]) == (23, 2)  # the item in front is counted
+    assert (progress["submitted"], progress["remaining"], progress["remaining_more"]) == (23, 2, False)
+    monkeypatch.setattr(selectors, "REMAINING_COUNTED_UP_TO", 1)  # counting stops early on a long queue
+    progress = client.post(f"/api/projects/{project.pk}/next/").json()["progress"]
+    assert (progress["remaining"], progress["remaining_more"]) == (1, True)
     client.force_authenticate(boss)
     assert client.get(f"/api/projects/{project.pk}/my-labels/").status_code == 403

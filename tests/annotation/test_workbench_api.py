@@ -113,7 +113,13 @@ def test_empty_queue_says_so(working):
         c["alice"].post(f"/api/assignments/{a['assignment']['id']}/submit/", {"prompt_label": "safe"}, format="json")
     answer = c["alice"].post(f"/api/projects/{project.pk}/next/").json()
     assert answer["no_work"] == "no items left in your queue"
-    assert answer["progress"] == {"submitted": 4, "submitted_today": 4, "remaining": 0, "daily_cap": None}
+    assert answer["progress"] == {
+        "submitted": 4,
+        "submitted_today": 4,
+        "remaining": 0,
+        "remaining_more": False,
+        "daily_cap": None,
+    }
 
 
 def test_token_auth_for_scripts(working, django_user_model):

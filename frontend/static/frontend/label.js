@@ -103,8 +103,8 @@ function renderProgress(progress) {
   $("progress-bar").style.width = `${share}%`;
   document.querySelector(".progress").setAttribute("aria-valuenow", String(share));
   const ofCap = cap ? ` of ${cap}` : "";
-  $("progress-text").textContent =
-    `${progress.remaining} left · ${progress.submitted_today}${ofCap} today · ${progress.submitted} in all`;
+  const left = `${progress.remaining}${progress.remaining_more ? "+" : ""}`;
+  $("progress-text").textContent = `${left} left · ${progress.submitted_today}${ofCap} today · ${progress.submitted} in all`;
 }
 
 function renderGuide(view) {
