@@ -200,7 +200,7 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
     }
 
 
-REMAINING_COUNTED_UP_TO = 10_000
+REMAINING_COUNTED_UP_TO = 1_000
 
 
 def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
@@ -214,8 +214,10 @@ def annotator_progress(user_id: int, project: Project, membership: Membership | 
     open_items = QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
     had = Assignment.objects.filter(
         annotator_id=user_id,
-        item__in=open_items,
         status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED],
+        item__done=False,
+        item__batch__project=project,
+        item__batch__active=True,
     ).count()
     bound = REMAINING_COUNTED_UP_TO + had
     counted = open_items.order_by().values("pk")[: bound + 1].count()
