@@ -110,8 +110,25 @@ def next_item(request, pk: int):
     try:
         assignment = services.next_assignment(request.user, project)
     except services.NoWork as reason:
-        return Response({"no_work": str(reason)})
+        membership = Membership.objects.filter(project=project, user=request.user, role=ProjectRole.ANNOTATOR).first()
+        return Response(
+            {"no_work": str(reason), "progress": selectors.annotator_progress(request.user.pk, project, membership)}
+        )
     return Response(selectors.workbench_view(assignment))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated])
+def my_labels(request, pk: int):
+    """The caller's submitted items not yet final (they may revise them), newest first;
+    ``?before=<assignment id>`` gives the next page."""
+    project = get_object_or_404(Project, pk=pk)
+    require_role(request.user, project, ProjectRole.ANNOTATOR)
+    before = request.query_params.get("before")
+    if before is not None and not before.isdigit():
+        raise ValidationError({"before": "an assignment id"})
+    return Response(selectors.revisable_assignments(request.user.pk, project, before=int(before) if before else None))
 
 
 def _own(request, assignment_id: int) -> Assignment:
@@ -205,9 +222,21 @@ class AdjudicationSerializer(serializers.Serializer):
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def review_queue(request, pk: int):
-    """Samples waiting for a reviewer, with every annotation (reviewers and admins)."""
+    """Samples waiting for a reviewer, with every annotation (reviewers and admins), oldest first;
+    ``?reason=`` (no-majority, low-agreement, flagged, jury), ``?offset=`` and ``?limit=`` (≤ 200) page it."""
     project = get_object_or_404(Project, pk=pk)
-    return Response(services.review_queue(project, request.user))
+    try:
+        offset = max(0, int(request.query_params.get("offset", 0)))
+        limit = min(200, max(1, int(request.query_params.get("limit", 200))))
+    except ValueError:
+        raise ValidationError({"offset": "offset and limit are whole numbers"}) from None
+    try:
+        items = services.review_queue(
+            project, request.user, reason=request.query_params.get("reason", ""), offset=offset, limit=limit
+        )
+    except LabelError as error:
+        raise _label_error(error) from None
+    return Response(items)
 
 
 @extend_schema(request=AdjudicationSerializer, responses=dict)

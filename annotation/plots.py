@@ -42,10 +42,24 @@ def category_alpha_bars(report: dict[str, Any]) -> bytes:
     return _png(plt, figure)
 
 
+def _empty(plt, title: str, message: str) -> bytes:
+    """A small plot that says why there is nothing to draw."""
+    figure, axis = plt.subplots(figsize=(4.5, 2))
+    axis.axis("off")
+    axis.set_title(title)
+    axis.text(0.5, 0.5, message, ha="center", va="center", fontsize=9, wrap=True)
+    return _png(plt, figure)
+
+
+NO_PAIRS = "No sample has two ratings of this field yet:\nnothing to compare."
+
+
 def kappa_heatmap(report: dict[str, Any], field: str) -> bytes:
     """Cohen's kappa for every pair of annotators on one field."""
     plt = _figure()
     pairs = report["fields"][field]["cohen_kappa_pairs"]
+    if not pairs:
+        return _empty(plt, f"Cohen's kappa, {field}", NO_PAIRS)
     people = sorted({p["first"] for p in pairs} | {p["second"] for p in pairs})
     index = {name: i for i, name in enumerate(people)}
     matrix = np.full((len(people), len(people)), np.nan)
@@ -67,6 +81,8 @@ def kappa_heatmap(report: dict[str, Any], field: str) -> bytes:
 def confusion_heatmap(report: dict[str, Any], field: str) -> bytes:
     plt = _figure()
     confusion = report["fields"][field]["confusion"]
+    if not confusion["counts"]:
+        return _empty(plt, f"Pairs of labels, {field}", NO_PAIRS)
     counts = np.array(confusion["counts"])
     figure, axis = plt.subplots(figsize=(4.5, 4))
     axis.imshow(counts, cmap="Blues")

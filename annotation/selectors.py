@@ -13,13 +13,14 @@ from django.utils import timezone
 from taxonomy.models import Category
 
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
-from .labels import SafetyLabel, apply_needs_caution_policy
+from .labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy
 from .models import (
     Annotation,
     AnnotationRevision,
     Assignment,
     AssignmentStatus,
     ExportSnapshot,
+    FinalLabel,
     ImportBatch,
     Membership,
     Project,
@@ -140,10 +141,21 @@ def _frozen_taxonomy_facts(taxonomy_id: int) -> tuple[tuple[dict[str, Any], ...]
 
 
 def content_warning_reasons(sample: Sample) -> list[str]:
-    """Names of the content-warning categories a sample is known to touch."""
+    """Names of the content-warning categories a sample is known to touch.
+
+    Known only from what no annotator of the project wrote: the final label (imported, jury,
+    majority or reviewer) and imported annotations. Peers' open labels never count: they would
+    tell a blind annotator what the others chose.
+    """
     warned = _frozen_taxonomy_facts(sample.project.taxonomy_id)[1]
-    codes = sample.known_categories.filter(code__in=list(warned)).values_list("code", flat=True)
-    return sorted(warned[code] for code in codes)
+    codes: set[str] = set()
+    for categories in FinalLabel.objects.filter(sample=sample).values_list("categories", flat=True):
+        codes.update(categories)
+    for categories in Annotation.objects.filter(sample=sample, import_batch__isnull=False).values_list(
+        "categories", flat=True
+    ):
+        codes.update(categories)
+    return sorted(warned[code] for code in codes if code in warned)
 
 
 def taxonomy_choices(project: Project) -> list[dict[str, Any]]:
@@ -185,6 +197,7 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
             "has_response": sample.response is not None,
         },
         "content_warning": content_warning_reasons(sample),
+        "final": FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists(),
         # Only a submitted assignment has a label of its own to show (leases are never re-given).
         "annotation": (
             own_annotation(sample, assignment.annotator_id) if assignment.status == AssignmentStatus.SUBMITTED else None
@@ -196,11 +209,57 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
     }
 
 
+REMAINING_COUNTED_UP_TO = 1_000
+
+
 def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
+    """Items submitted (in all, today), the daily cap, and ``remaining``: the queue's open items this
+    annotator has not done or skipped, the one in front of them included (an upper bound: others
+    may fill some of them first). Counting stops past REMAINING_COUNTED_UP_TO (``remaining_more``),
+    so that a pull stays fast on a queue of millions."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done = Assignment.objects.filter(annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED)
     counts = done.aggregate(submitted=Count("pk"), submitted_today=Count("pk", filter=Q(submitted_at__gte=start)))
-    return {**counts, "daily_cap": membership.daily_cap if membership else None}
+    open_items = QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
+    had = Assignment.objects.filter(
+        annotator_id=user_id,
+        status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED],
+        item__done=False,
+        item__batch__project=project,
+        item__batch__active=True,
+    ).count()
+    bound = REMAINING_COUNTED_UP_TO + had
+    counted = open_items.order_by().values("pk")[: bound + 1].count()
+    return {
+        **counts,
+        "remaining": min(counted, bound) - had,
+        "remaining_more": counted > bound,
+        "daily_cap": membership.daily_cap if membership else None,
+    }
+
+
+def revisable_assignments(user_id: int, project: Project, *, before: int | None = None, limit: int = 20):
+    """The annotator's submitted items whose sample is not final yet (newest first, ``before`` an
+    assignment id for the next page): the labels they may still revise."""
+    assignments = Assignment.objects.filter(
+        annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED
+    ).exclude(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+    if before is not None:
+        assignments = assignments.filter(pk__lt=before)
+    rows = list(
+        assignments.order_by("-pk").values_list("pk", "sample_id", "sample__uid", "sample__prompt", "submitted_at")[
+            :limit
+        ]
+    )
+    labels = dict(
+        Annotation.objects.filter(annotator_id=user_id, sample_id__in=[row[1] for row in rows]).values_list(
+            "sample_id", "prompt_label"
+        )
+    )
+    return [
+        {"id": pk, "uid": uid, "prompt": prompt[:120], "prompt_label": labels.get(sample), "submitted_at": submitted}
+        for pk, sample, uid, prompt, submitted in rows
+    ]
 
 
 def annotation_history(assignment: Assignment) -> list[dict[str, Any]]:

@@ -192,6 +192,8 @@ AEGIS_SHARED_DATA = Path(os.environ.get("AEGIS_SHARED_DATA", BASE_DIR.parent / "
 
 # How long an annotator holds an item before it returns to the queue.
 AEGIS_LEASE_MINUTES = int(os.environ.get("AEGIS_LEASE_MINUTES", 30))
+# A jury job stops when a juror's server fails this many requests in a row (refused, timed out, 5xx).
+AEGIS_JURY_MAX_UNREACHABLE = int(os.environ.get("AEGIS_JURY_MAX_UNREACHABLE", 16))
 
 # Online moderation (README "Online moderation"): longest prompt or response in characters, guard
 # runners kept loaded per process, experts asked at once. Rate limits are counted in the "throttle"

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/projects/<int:pk>/members/", api_work.members, name="project-members"),
     path("api/projects/<int:pk>/batches/", api_work.batches, name="project-batches"),
     path("api/projects/<int:pk>/next/", api_work.next_item, name="project-next"),
+    path("api/projects/<int:pk>/my-labels/", api_work.my_labels, name="project-my-labels"),
     path("api/projects/<int:pk>/dashboard/", api_work.dashboard, name="project-dashboard"),
     path("api/projects/<int:pk>/agreement/", api_work.agreement, name="project-agreement"),
     path("api/projects/<int:pk>/review/", api_work.review_queue, name="project-review"),

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 
+from frontend.readable import settings_rows
 from moderation import selectors, services
 from moderation.models import Ensemble
 
@@ -43,10 +44,13 @@ def ensemble(request, slug: str):
     overview = selectors.overview(current)
     rounds, weights = selectors.weight_series(current)
     names = [expert.name for expert in overview["experts"]]
-    decisions = [(d, list(zip(names, d.vote_vector))) for d in selectors.recent_decisions(current, RECENT)]
+    # each vote with its error, so that the page says why an expert abstained
+    decisions = [(d, list(zip(names, d.votes))) for d in selectors.recent_decisions(current, RECENT)]
+    expert_settings = [settings_rows(expert.options) for expert in selectors.experts_of(current)]
     context = {
         "ensemble": current,
         "overview": overview,
+        "experts": list(zip(overview["experts"], expert_settings)),
         "chart": selectors.weights_svg(names, rounds, weights),
         "decisions": decisions,
         "tried": tried,

@@ -8,10 +8,17 @@ from rest_framework.exceptions import ValidationError
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
+from frontend.readable import settings_rows
 from jury.selectors import worker_notice
 from training.api import start_run
 from training.models import TrainerKind, TrainingRun
-from training.selectors import guard_models_for, project_training_runs, trainable_exports
+from training.selectors import (
+    cuda_visible,
+    default_trainer,
+    guard_models_for,
+    project_training_runs,
+    trainable_exports,
+)
 from training.services import cancel_training_run
 from training.trainers.lora import LoraSettings
 from training.trainers.minilm import MiniLMSettings
@@ -61,6 +68,8 @@ def training(request, pk: int):
         "exports": trainable_exports(project)[:20],
         "runs": runs,
         "kinds": TrainerKind.choices,
+        "default_kind": default_trainer(),
+        "gpu": cuda_visible(),
         "switches": BLEND_SWITCHES,
         "defaults": {
             "minilm": json.dumps(MiniLMSettings().__dict__, default=list),
@@ -76,4 +85,12 @@ def training(request, pk: int):
 @login_required
 def guard_models(request):
     """The model registry: each guard with its run's data, settings, metrics and artifacts."""
-    return render(request, "frontend/models.html", {"guards": guard_models_for(request.user)})
+    guards = [
+        (
+            guard,
+            settings_rows(guard.run.config) if guard.run else [],
+            settings_rows(guard.run.metrics) if guard.run else [],
+        )
+        for guard in guard_models_for(request.user)
+    ]
+    return render(request, "frontend/models.html", {"guards": guards})

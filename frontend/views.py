@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.middleware.csrf import get_token
@@ -9,7 +10,8 @@ from annotation.labels import LabelError, SafetyLabel
 from annotation.models import AgreementReport, JobStatus, Project, ProjectRole
 from annotation.permissions import project_roles, require_admin, require_role
 from annotation.selectors import project_dashboard, taxonomy_choices, user_projects
-from annotation.services import adjudicate, review_queue
+from annotation.services import adjudicate
+from annotation.services.adjudication import REVIEW_REASONS, open_review_items, review_entries
 from annotation.services.qa import next_qa_item, record_qa_check
 from annotation.services.reports import current_agreement_report
 from annotation.tasks import agreement_report_task
@@ -89,25 +91,33 @@ def _label_form_context(project: Project, error: str) -> dict:
     return {"labels": SafetyLabel.choices, "categories": taxonomy_choices(project), "error": error}
 
 
+REVIEW_PAGE_SIZE = 20
+
+
 @login_required
 def review(request, pk: int):
-    """The reviewer queue: every annotation of each waiting sample, and a form to decide."""
+    """The reviewer queue, a page at a time and filtered by reason: every annotation of each waiting
+    sample, and a form to decide (nothing preselected unless a label was proposed)."""
     project = get_object_or_404(Project, pk=pk)
     error = ""
     if request.method == "POST":
         try:
-            adjudicate(
-                project,
-                int(request.POST["sample"]),
-                request.user,
-                **_posted_labels(request),
-            )
-            return redirect("frontend:review", pk=project.pk)
+            adjudicate(project, int(request.POST["sample"]), request.user, **_posted_labels(request))
+            return redirect(request.get_full_path())
         except LabelError as problem:
             error = str(problem)
+    reason = request.GET.get("reason", "")
+    if reason not in REVIEW_REASONS:
+        reason = ""
+    page = Paginator(open_review_items(project, request.user, reason=reason), REVIEW_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     context = {
         "project": project,
-        "items": review_queue(project, request.user),
+        "items": review_entries(page.object_list),
+        "page": page,
+        "reason": reason,
+        "reasons": REVIEW_REASONS,
         **_label_form_context(project, error),
     }
     return render(request, "frontend/review.html", context)
@@ -129,9 +139,11 @@ def qa(request, pk: int):
             return redirect(f"{request.path}?last={'agrees' if check.agrees else 'disagrees'}")
         except LabelError as problem:
             error = str(problem)
+    item = next_qa_item(project, request.user)
     context = {
         "project": project,
-        "item": next_qa_item(project, request.user),
+        "item": item,
+        "has_response": item is not None and item.sample.response is not None,
         **_label_form_context(project, error),
         "last": request.GET.get("last"),
     }

@@ -18,6 +18,11 @@ class BackendError(Exception):
     """A request that failed for good (after retries): the juror abstains on that sample."""
 
 
+class ServerUnreachable(BackendError):
+    """A request that never got an answer from the model (connection refused, timeouts, 5xx/429
+    after every retry): says nothing about the sample, only that the server is not serving."""
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
@@ -67,7 +72,7 @@ class OpenAICompatibleBackend:
         """One prompt, greedy; retries connection errors, timeouts and 5xx/429 with back-off."""
         body = self._body(prompt, max_tokens, json_schema, choices)
         start = time.perf_counter()
-        last_error = ""
+        last_error, unreachable = "", True
         for attempt in range(1, self.retries + 2):
             try:
                 response = self.client.post("/chat/completions", json=body)
@@ -80,10 +85,12 @@ class OpenAICompatibleBackend:
                     return Completion(self._text(response), time.perf_counter() - start, attempt)
                 last_error = f"HTTP {response.status_code}: {response.text[:200]}"
                 if response.status_code not in RETRYABLE_STATUS:
+                    unreachable = False
                     break
             if attempt <= self.retries:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise BackendError(f"{self.model} at {self.base_url}: {last_error}")
+        error_type = ServerUnreachable if unreachable else BackendError
+        raise error_type(f"{self.model} at {self.base_url}: {last_error}")
 
     def _text(self, response: httpx.Response) -> str:
         try:

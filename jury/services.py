@@ -3,6 +3,7 @@ overwrite human labels; undecided samples go to the human review queue."""
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
@@ -24,7 +25,7 @@ from taxonomy.prompts import (
 from taxonomy.selectors import CategoryIndex
 
 from .aggregation import JuryDecision, aggregate
-from .backends import Backend, BackendError, Completion, make_backend, queue_for
+from .backends import Backend, BackendError, Completion, ServerUnreachable, make_backend, queue_for
 from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryVerdict, PromptFormat
 
 
@@ -205,7 +206,12 @@ def _pending_samples(project: Project, part: str, jurors: list[Juror], after: in
     return samples.exclude(pk__in=heard_by_all).order_by("pk")
 
 
-def _verdict_of(juror: Juror, result: Completion | BackendError, part: str, index: CategoryIndex) -> GuardVerdict:
+def _verdict_of(
+    juror: Juror, result: Completion | BackendError, part: str, index: CategoryIndex
+) -> GuardVerdict | None:
+    """The juror's verdict; None when its server could not be reached (no verdict at all)."""
+    if isinstance(result, ServerUnreachable):
+        return None
     if isinstance(result, BackendError):
         return GuardVerdict(None, None, (), (), "", str(result))
     return parse_for(juror, result.text, part, index)
@@ -229,32 +235,99 @@ def _verdict_row(sample: Sample, juror: Juror, part: str, verdict: GuardVerdict)
 
 
 @transaction.atomic
-def store_jury_batch(job: JuryJob, batch: list[Sample], verdicts: dict[Juror, list[GuardVerdict]]) -> None:
+def store_jury_batch(
+    job: JuryJob, batch: list[Sample], verdicts: dict[Juror, list[GuardVerdict | None]]
+) -> list[Sample]:
     """One batch's verdicts (upserted: a re-run replaces, never duplicates), the jury's decisions
-    and the job's progress, in one transaction."""
-    rows = [_verdict_row(s, juror, job.part, v) for juror, answers in verdicts.items() for s, v in zip(batch, answers)]
+    and the job's progress, in one transaction; returns the samples left pending.
+
+    ``None`` stands for a juror whose server could not be reached: nothing is stored for it (the
+    sample stays pending for a later run), and a sample the others cannot decide without it is
+    left pending too, never sent to human review for a fault of the server."""
+    rows = [
+        _verdict_row(s, juror, job.part, v)
+        for juror, answers in verdicts.items()
+        for s, v in zip(batch, answers)
+        if v is not None
+    ]
     JuryVerdict.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=["sample", "juror", "part"], update_fields=VERDICT_FIELDS
     )
-    decisions = []
-    for position in range(len(batch)):
-        answers = [(row.label, row.categories) for row in rows[position :: len(batch)]]
-        decisions.append(aggregate(answers, jurors=len(answers), min_category_votes=job.min_category_votes))
-    outcomes = apply_jury_decisions(batch, job.part, decisions)
+    by_sample: dict[int, list[tuple[str | None, list[str]]]] = {sample.pk: [] for sample in batch}
+    for row in rows:
+        by_sample[row.sample.pk].append((row.label, row.categories))
+    judged, decisions, pending = [], [], []
+    for sample in batch:
+        answers = by_sample[sample.pk]
+        unheard = len(verdicts) - len(answers)
+        answers += [(None, [])] * unheard
+        decision = aggregate(answers, jurors=len(answers), min_category_votes=job.min_category_votes)
+        if decision.label is None and unheard:
+            pending.append(sample)
+        else:
+            judged.append(sample)
+            decisions.append(decision)
+    outcomes = apply_jury_decisions(judged, job.part, decisions)
     decided = sum(isinstance(outcome, FinalLabel) for outcome in outcomes)
     sent = sum(isinstance(outcome, ReviewItem) for outcome in outcomes)
     JuryJob.objects.filter(pk=job.pk).update(
         done=F("done") + len(batch), decided=F("decided") + decided, sent_to_humans=F("sent_to_humans") + sent
     )
+    return pending
 
 
 def _finish(job: JuryJob, status: str, error: str = "") -> None:
     JuryJob.objects.filter(pk=job.pk).update(status=status, error=error, finished_at=timezone.now())
 
 
+class UnreachableJurors:
+    """Counts, per juror, the requests in a row that found no server; the job stops at
+    ``AEGIS_JURY_MAX_UNREACHABLE`` rather than run on deciding nothing."""
+
+    def __init__(self) -> None:
+        self.limit = settings.AEGIS_JURY_MAX_UNREACHABLE
+        self.streaks: dict[str, int] = {}
+        self.missed: dict[str, int] = {}
+        self.last_error: dict[str, str] = {}
+        self.pending = 0
+
+    def count(self, juror: Juror, results: list[Completion | BackendError]) -> None:
+        for result in results:
+            if isinstance(result, ServerUnreachable):
+                self.streaks[juror.name] = self.streaks.get(juror.name, 0) + 1
+                self.missed[juror.name] = self.missed.get(juror.name, 0) + 1
+                self.last_error[juror.name] = str(result)
+            else:
+                self.streaks[juror.name] = 0
+
+    def stop_reason(self) -> str:
+        """Why the job must stop now, or an empty string."""
+        down = [name for name, streak in self.streaks.items() if streak >= self.limit]
+        if not down:
+            return ""
+        details = "; ".join(f"{name}: {self.last_error[name]}" for name in down)
+        return (
+            f"stopped: {', '.join(down)} could not be reached {self.limit} times in a row ({details}). "
+            f"{self.pending} samples were left pending (none sent to review for this); "
+            "start the server or deactivate the juror, then run the job again"
+        )
+
+    def note(self) -> str:
+        """What a finished job says when a server did not answer some requests."""
+        if not self.missed:
+            return ""
+        missed = ", ".join(f"{name} on {n}" for name, n in sorted(self.missed.items()))
+        return (
+            f"{self.pending} samples left undecided and pending (none sent to review for this): could not reach "
+            f"{missed} requests; run the job again when the servers answer"
+        )
+
+
 def run_jury_job(job: JuryJob) -> JuryJob:
     """Labels the pending samples batch by batch; resumable (samples every juror has answered are
-    skipped) and cancellable between batches. A juror's failed request is its abstention.
+    skipped) and cancellable between batches. A juror's failed request is its abstention, except
+    when its server could not be reached: then the sample stays pending, and the job fails once a
+    juror's server has been unreachable ``AEGIS_JURY_MAX_UNREACHABLE`` requests in a row.
 
     The jurors are asked at once, each at its own concurrency, and a batch's answers are stored
     while the next batch is being asked, so the database work hides behind the models' time."""
@@ -263,6 +336,7 @@ def run_jury_job(job: JuryJob) -> JuryJob:
     JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     index = CategoryIndex.for_taxonomy(project.taxonomy)
     backends: dict[int, Backend] = {}
+    unreachable = UnreachableJurors()
     try:
         backends.update({juror.pk: backend_for(juror) for juror in jurors})
         taxonomy = Taxonomy.objects.prefetch_related("categories").get(pk=project.taxonomy_id)
@@ -285,14 +359,20 @@ def run_jury_job(job: JuryJob) -> JuryJob:
                     )
                 if asked is not None:
                     previous, futures = asked
-                    store_jury_batch(
-                        job,
-                        previous,
-                        {j: [_verdict_of(j, r, job.part, index) for r in f.result()] for j, f in futures.items()},
-                    )
+                    results = {juror: future.result() for juror, future in futures.items()}
+                    for juror, answers in results.items():
+                        unreachable.count(juror, answers)
+                    verdicts = {j: [_verdict_of(j, r, job.part, index) for r in rs] for j, rs in results.items()}
+                    unreachable.pending += len(store_jury_batch(job, previous, verdicts))
+                    if unreachable.stop_reason():
+                        if asking is not None:
+                            for future in asking[1].values():
+                                future.cancel()
+                        _finish(job, JobStatus.FAILED, unreachable.stop_reason())
+                        break
                 asked = asking
                 if asked is None:
-                    _finish(job, JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED)
+                    _finish(job, JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED, unreachable.note())
                     break
     except JuryError as error:
         _finish(job, JobStatus.FAILED, str(error))

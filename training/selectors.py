@@ -1,11 +1,25 @@
 """Reads of the training app."""
 
+from pathlib import Path
+
 from django.db.models import QuerySet
 
 from annotation.models import ExportSnapshot, JobStatus, Project
 from annotation.selectors import administered_projects
 
-from .models import GuardModel, TrainingRun
+from .models import GuardModel, TrainerKind, TrainingRun
+
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def cuda_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU, read from the driver without importing torch."""
+    return NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+
+
+def default_trainer() -> str:
+    """The trainer the training page offers first: LoRA where there is a GPU, else the CPU guard."""
+    return TrainerKind.LORA if cuda_visible() else TrainerKind.MINILM
 
 
 def project_training_runs(project: Project) -> QuerySet[TrainingRun]:

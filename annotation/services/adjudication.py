@@ -2,13 +2,15 @@
 reviewer decides (``adjudicated``). Reviewers see every annotation of the samples they settle."""
 
 from collections import Counter
+from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..labels import FINAL_LABEL_SOURCES, LabelSource, SafetyLabel, check_label_submission
-from ..models import Annotation, FinalLabel, Project, ProjectRole, ReviewItem, Sample, SampleCategory
+from ..labels import FINAL_LABEL_SOURCES, LabelError, LabelSource, SafetyLabel, check_label_submission
+from ..models import Annotation, FinalLabel, Project, ProjectRole, QueueItem, ReviewItem, Sample, SampleCategory
 from ..permissions import require_role
 from ..signals import final_label_decided
 
@@ -120,6 +122,7 @@ def adjudicate(
     ReviewItem.objects.filter(sample=sample, resolved_at__isnull=True).update(
         resolved_at=timezone.now(), resolved_by=reviewer
     )
+    QueueItem.objects.filter(sample=sample, done=False).update(done=True)  # final: never handed out again
     _announce(sample)
     return final
 
@@ -135,22 +138,54 @@ def _jury_verdicts(sample: Sample) -> list[dict]:
     ]
 
 
-def review_queue(project: Project, reviewer) -> list[dict]:
-    """Open review items with every annotation (reviewers are not blind), oldest first."""
+REVIEW_REASONS = {
+    "no-majority": "no majority",
+    "low-agreement": "below",
+    "flagged": "flagged by",
+    "jury": "jury undecided",
+}
+
+
+def open_review_items(project: Project, reviewer, *, reason: str = "") -> QuerySet[ReviewItem]:
+    """Open review items, oldest first; ``reason`` (a key of REVIEW_REASONS) keeps one kind."""
     require_role(reviewer, project, ProjectRole.REVIEWER, ProjectRole.ADMIN)
-    items = (
-        ReviewItem.objects.filter(sample__project=project, resolved_at__isnull=True)
-        .select_related("sample")
-        .order_by("created_at", "pk")
-    )
+    items = ReviewItem.objects.filter(sample__project=project, resolved_at__isnull=True)
+    if reason:
+        if reason not in REVIEW_REASONS:
+            raise LabelError("reason", f"{reason!r} is not one of {', '.join(REVIEW_REASONS)}")
+        items = items.filter(reason__icontains=REVIEW_REASONS[reason])
+    return items.select_related("sample").order_by("created_at", "pk")
+
+
+def _proposal(sample: Sample) -> dict | None:
+    """A label already proposed for the sample (imported or by the jury), to start the reviewer from."""
+    final = FinalLabel.objects.filter(sample=sample).first()
+    if final is None:
+        return None
+    return {
+        "prompt_label": final.prompt_label,
+        "response_label": final.response_label,
+        "categories": final.categories,
+        "source": final.prompt_label_source or final.response_label_source,
+    }
+
+
+def review_entries(items: Iterable[ReviewItem]) -> list[dict]:
+    """Each review item with every annotation (reviewers are not blind), the jury and any proposal."""
     result = []
-    for item in items[:200]:
+    for item in items:
         annotations = Annotation.objects.filter(sample=item.sample).select_related("annotator")
         result.append(
             {
-                "sample": {"id": item.sample.pk, "uid": item.sample.uid, "turns": item.sample.turns},
+                "sample": {
+                    "id": item.sample.pk,
+                    "uid": item.sample.uid,
+                    "turns": item.sample.turns,
+                    "has_response": item.sample.response is not None,
+                },
                 "reason": item.reason,
                 "jury": _jury_verdicts(item.sample),
+                "proposal": _proposal(item.sample),
                 "annotations": [
                     {
                         "annotator": a.annotator.username,
@@ -165,3 +200,8 @@ def review_queue(project: Project, reviewer) -> list[dict]:
             }
         )
     return result
+
+
+def review_queue(project: Project, reviewer, *, reason: str = "", offset: int = 0, limit: int = 200) -> list[dict]:
+    """Open review items with every annotation, oldest first, a page at a time."""
+    return review_entries(open_review_items(project, reviewer, reason=reason)[offset : offset + limit])

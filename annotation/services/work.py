@@ -1,5 +1,6 @@
 """The annotator workbench: members, batches, leases on queue items, labels and their audit."""
 
+import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -99,15 +100,44 @@ def create_assignment_batch(
     return batch
 
 
+@transaction.atomic
+def interleave_sources(batch: AssignmentBatch, *, seed: str = "aegis") -> None:
+    """Serves a batch's sources in turn, each in a seeded shuffle, so that annotators see a mix
+    (prompt-only and prompt+response items, every harm area) from the first items on.
+
+    The queue is served by priority, highest first: the n-th item of each source gets priority -n.
+    """
+    by_source: dict[str, list[QueueItem]] = {}
+    for item in batch.items.select_related("sample").order_by("pk"):
+        by_source.setdefault(item.sample.source_name, []).append(item)
+    shuffle = random.Random(f"{seed}:{batch.name}").shuffle
+    changed = []
+    for items in by_source.values():
+        shuffle(items)
+        for rank, item in enumerate(items):
+            item.priority = -rank
+            changed.append(item)
+    QueueItem.objects.bulk_update(changed, ["priority"], batch_size=2000)
+
+
 def _holds_slot(now) -> Q:
     """Assignments that occupy one of an item's k places: submitted, or leased and unexpired."""
     return Q(status=AssignmentStatus.SUBMITTED) | Q(status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
 
 
+def _not_final() -> Q:
+    """Samples whose final label humans or a reviewer have not yet decided (those are never handed out)."""
+    return ~Q(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+
+
 def _active_lease(user, project: Project, now) -> Assignment | None:
     return (
         Assignment.objects.filter(
-            annotator=user, sample__project=project, status=AssignmentStatus.LEASED, lease_expires_at__gt=now
+            _not_final(),
+            annotator=user,
+            sample__project=project,
+            status=AssignmentStatus.LEASED,
+            lease_expires_at__gt=now,
         )
         .select_related("sample__project")
         .order_by("leased_at")
@@ -151,7 +181,7 @@ def next_assignment(user, project: Project) -> Assignment:
         start = 0
         while True:
             window = list(
-                QueueItem.objects.filter(batch=batch, done=False)
+                QueueItem.objects.filter(_not_final(), batch=batch, done=False)
                 .order_by("-priority", "pk")
                 .values_list("pk", "sample_id")[start : start + CANDIDATE_WINDOW]
             )

@@ -1,24 +1,31 @@
 """The demo data command behind the README's first command."""
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 
-from annotation.models import Project
+from annotation.models import Annotation, ExportSnapshot, Project
+from annotation.services import next_assignment, submit_annotation
 
 
-@pytest.mark.django_db
-def test_load_demo_makes_accounts_and_a_project_of_real_rows(settings, capsys):
+@pytest.fixture
+def demo(settings, db, capsys):
     settings.DEBUG = True
     call_command("load_demo")
-    out = capsys.readouterr().out
+    return Project.objects.get(slug="demo"), capsys.readouterr().out
+
+
+def test_load_demo_makes_accounts_a_project_of_real_rows_and_an_export(demo):
+    project, out = demo
     assert "admin / aegis-demo-admin" in out
     assert authenticate(username="admin", password="aegis-demo-admin").is_superuser
-    project = Project.objects.get(slug="demo")
     count = project.samples.count()
     assert count > 5000
+    export = ExportSnapshot.objects.get(project=project)
+    assert export.status == "succeeded" and export.manifest["counts"]["train"]["rows"] > 1000
+    assert f"export {export.pk}" in out  # the training page has data to train the MiniLM guard on
     call_command("load_demo")
-    assert project.samples.count() == count
+    assert project.samples.count() == count and ExportSnapshot.objects.filter(project=project).count() == 1
 
 
 @pytest.mark.django_db
@@ -28,16 +35,26 @@ def test_load_demo_refuses_without_debug(settings):
         call_command("load_demo")
 
 
-@pytest.mark.django_db
-def test_demo_annotators_can_label_at_once(settings):
-    from django.contrib.auth import get_user_model
-
-    from annotation.services import next_assignment, submit_annotation
-
-    settings.DEBUG = True
-    call_command("load_demo")
-    project = Project.objects.get(slug="demo")
+def test_demo_annotators_get_a_mixed_queue_and_can_label(demo):
+    """Sources in turn from the first item: prompt-only (SimpleSafetyTests) and prompt+response
+    (XSTest completions) items alternate, rather than 100 self-harm prompts first."""
+    project, out = demo
+    assert "xstest_completions_gpt4 and simple_safety_tests in turn" in out
     annotator = get_user_model().objects.get(username="annotator1")
-    assignment = next_assignment(annotator, project)
-    has_response = assignment.sample.response is not None
-    submit_annotation(assignment.pk, annotator, prompt_label="safe", response_label="safe" if has_response else None)
+    served = []
+    for _ in range(6):
+        assignment = next_assignment(annotator, project)
+        sample = assignment.sample
+        has_response = sample.response is not None
+        submit_annotation(
+            assignment.pk, annotator, prompt_label="safe", response_label="safe" if has_response else None
+        )
+        served.append((sample.source_name, has_response))
+    assert served == [("simple_safety_tests", False), ("xstest_completions_gpt4", True)] * 3
+    mine = Annotation.objects.filter(annotator=annotator)
+    assert mine.count() == 6 and set(mine.values_list("prompt_label", flat=True)) == {"safe"}
+    harm_areas = {
+        project.samples.get(pk=pk).metadata.get("harm_area")
+        for pk in mine.filter(sample__source_name="simple_safety_tests").values_list("sample", flat=True)
+    }
+    assert len(harm_areas) > 1  # shuffled: not every first prompt from the same harm area

@@ -111,7 +111,15 @@ def test_empty_queue_says_so(working):
     for _ in range(4):
         a = c["alice"].post(f"/api/projects/{project.pk}/next/").json()
         c["alice"].post(f"/api/assignments/{a['assignment']['id']}/submit/", {"prompt_label": "safe"}, format="json")
-    assert c["alice"].post(f"/api/projects/{project.pk}/next/").json() == {"no_work": "no items left in your queue"}
+    answer = c["alice"].post(f"/api/projects/{project.pk}/next/").json()
+    assert answer["no_work"] == "no items left in your queue"
+    assert answer["progress"] == {
+        "submitted": 4,
+        "submitted_today": 4,
+        "remaining": 0,
+        "remaining_more": False,
+        "daily_cap": None,
+    }
 
 
 def test_token_auth_for_scripts(working, django_user_model):

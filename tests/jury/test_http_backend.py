@@ -131,10 +131,10 @@ def test_one_slow_juror_does_not_hold_up_the_job(
     assert time.perf_counter() - start < 5.0  # five slow requests at once, each cut at 0.8 s at worst
     assert (job.status, job.done, job.decided, job.sent_to_humans) == ("succeeded", 5, 5, 0)
     slow = JuryVerdict.objects.filter(juror__name="slow")
-    assert JuryVerdict.objects.count() == 15 and slow.count() == 5
     if arrives:
+        assert JuryVerdict.objects.count() == 15 and slow.count() == 5
         assert set(slow.values_list("label", "error")) == {("unsafe", "")}
-    else:
-        assert set(slow.values_list("label", flat=True)) == {None}
-        assert all("timed out after 0.8 s" in error for error in slow.values_list("error", flat=True))
+    else:  # a timeout says nothing about the sample: no verdict, the juror is asked again next run
+        assert JuryVerdict.objects.count() == 10 and not slow.exists()
+        assert job.error.startswith("0 samples left undecided and pending") and "could not reach slow on 5" in job.error
     assert set(JuryVerdict.objects.exclude(juror__name="slow").values_list("label", flat=True)) == {"unsafe"}

@@ -49,19 +49,52 @@ def test_jury_labels_responses_and_resumes_without_duplicates(project, server, j
     assert JuryVerdict.objects.count() == 15 and len(server.requests) == 15
 
 
-def test_a_juror_that_is_down_abstains_and_ties_go_to_humans(project, server, jury):
+def test_a_juror_that_is_down_leaves_undecided_samples_pending_not_in_review(project, server, jury):
     server.script["answers"] = {"mixtral": UNSAFE, "nemo": SAFE}
     Juror.objects.filter(name="gemma").update(base_url="http://127.0.0.1:9/v1")  # nothing listens there
     job = start_jury_job(project, by=jury)
     run_jury_job_task.apply(args=[job.pk])
     job.refresh_from_db()
+    assert (job.status, job.done, job.decided, job.sent_to_humans) == ("succeeded", 5, 0, 0)
+    assert job.error.startswith("5 samples left undecided and pending") and "could not reach gemma on 5" in job.error
+    assert not ReviewItem.objects.exists()  # a tie with a juror unheard is no reason to ask humans
+    assert not JuryVerdict.objects.filter(juror__name="gemma").exists()
+    # the two that answer agree: the majority stands although gemma is still down
+    server.script["answers"] = {"mixtral": UNSAFE, "nemo": UNSAFE}
+    again = start_jury_job(project, by=jury)
+    assert again.total == 5  # gemma has not been heard: every sample is still pending
+    run_jury_job_task.apply(args=[again.pk])
+    again.refresh_from_db()
+    assert (again.status, again.decided, again.sent_to_humans) == ("succeeded", 5, 0)
+    assert not ReviewItem.objects.exists()
+
+
+def test_a_tie_among_jurors_that_all_answered_goes_to_humans(project, server, jury):
+    server.script["answers"] = {"mixtral": UNSAFE, "nemo": SAFE, "gemma": '{"User Safety": "unsafe"}'}
+    job = start_jury_job(project, by=jury)
+    run_jury_job_task.apply(args=[job.pk])
+    job.refresh_from_db()
     assert (job.status, job.decided, job.sent_to_humans) == ("succeeded", 0, 5)
-    assert ReviewItem.objects.filter(reason__startswith="jury undecided on the response: tie").count() == 5
-    assert JuryVerdict.objects.filter(juror__name="gemma", label__isnull=True).exclude(error="").count() == 5
+    assert ReviewItem.objects.filter(reason__startswith="jury undecided on the response").count() == 5
     from annotation.services import review_queue
 
     first = review_queue(project, jury)[0]
     assert {v["juror"]: v["label"] for v in first["jury"]} == {"gemma": None, "mixtral": "unsafe", "nemo": "safe"}
+    assert first["jury"][0]["error"] == "no rating for this part"
+
+
+def test_a_jury_job_stops_when_its_servers_are_down(project, server, jury, settings):
+    settings.AEGIS_JURY_MAX_UNREACHABLE = 3
+    Juror.objects.update(base_url="http://127.0.0.1:9/v1")  # every juror's server is down
+    job = start_jury_job(project, by=jury)
+    run_jury_job_task.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == "failed" and job.finished_at is not None
+    assert "could not be reached 3 times in a row" in job.error and "cannot reach http://127.0.0.1:9/v1" in job.error
+    assert "5 samples were left pending" in job.error
+    assert (job.decided, job.sent_to_humans) == (0, 0)
+    assert not ReviewItem.objects.exists() and not JuryVerdict.objects.exists()
+    assert start_jury_job(project, by=jury).total == 5  # all still there for a later run
 
 
 def test_cancel_and_setup_errors(project, server, jury):

@@ -2,8 +2,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import AssignmentBatch, Membership, Project
-from annotation.services import create_assignment_batch, create_project, import_samples
+from annotation.models import AssignmentBatch, ExportSnapshot, JobStatus, Membership, Project
+from annotation.services import create_assignment_batch, create_project, import_samples, run_export, start_export
+from annotation.services.work import interleave_sources
 
 # Real rows from ../shared/data: (adapter, path relative to AEGIS_SHARED_DATA).
 DEMO_FILES = [
@@ -54,9 +55,17 @@ class Command(BaseCommand):
                 )
         if not AssignmentBatch.objects.filter(project=project).exists():
             batch = create_assignment_batch(project, by=admin, name="demo batch", sources=DEMO_BATCH_SOURCES)
+            interleave_sources(batch)
             self.stdout.write(
-                f"  queued {batch.items.count()} samples for annotation (k = {batch.annotations_per_sample})"
+                f"  queued {batch.items.count()} samples for annotation (k = {batch.annotations_per_sample}), "
+                f"{' and '.join(DEMO_BATCH_SOURCES)} in turn"
             )
+        if not ExportSnapshot.objects.filter(project=project, status=JobStatus.SUCCEEDED).exists():
+            export = run_export(start_export(project, created_by=admin))
+            if export.status != JobStatus.SUCCEEDED:
+                raise CommandError(f"the demo export failed: {export.error}")
+            rows = export.manifest["counts"]["train"]["rows"]
+            self.stdout.write(f"  exported the imported labels for training (export {export.pk}, {rows} train rows)")
         self.stdout.write(self.style.SUCCESS("Demo accounts (username / password):"))
         for username, password, staff in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username} / {password}{'   (admin)' if staff else ''}")

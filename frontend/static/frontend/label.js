@@ -13,7 +13,7 @@ const state = {
   digits: "",
   digitTimer: null,
   busy: false,
-  previous: [], // assignments submitted on this page, newest last, for revising with "b"
+  labelsBefore: null, // the "My labels" list's next page starts below this assignment id
 };
 
 async function api(path, body) {
@@ -31,8 +31,12 @@ async function api(path, body) {
   return data;
 }
 
-function say(text) {
-  $("message").textContent = text || "";
+// Success and error messages look different (and errors are announced as alerts).
+function say(text, kind = "info") {
+  const message = $("message");
+  message.textContent = text || "";
+  message.className = `message ${text ? kind : ""}`;
+  message.setAttribute("role", kind === "error" ? "alert" : "status");
 }
 
 function renderTurns(view) {
@@ -92,10 +96,30 @@ function renderLabels() {
 }
 
 function renderProgress(progress) {
+  if (!progress) return;
   const cap = progress.daily_cap;
-  $("progress-bar").style.width = cap ? `${Math.min(100, (100 * progress.submitted_today) / cap)}%` : "0";
+  const whole = progress.submitted + progress.remaining;
+  const share = whole ? Math.round((100 * progress.submitted) / whole) : 100;
+  $("progress-bar").style.width = `${share}%`;
+  document.querySelector(".progress").setAttribute("aria-valuenow", String(share));
   const ofCap = cap ? ` of ${cap}` : "";
-  $("progress-text").textContent = `${progress.submitted_today}${ofCap} today · ${progress.submitted} in all`;
+  const left = `${progress.remaining}${progress.remaining_more ? "+" : ""}`;
+  $("progress-text").textContent = `${left} left · ${progress.submitted_today}${ofCap} today · ${progress.submitted} in all`;
+}
+
+function renderGuide(view) {
+  $("guidelines-text").textContent = view.project.guidelines || "No guidelines yet.";
+  const list = $("definitions");
+  if (list.dataset.project === String(view.project.id)) return; // the taxonomy of a project never changes
+  list.dataset.project = String(view.project.id);
+  list.replaceChildren();
+  view.categories.forEach((category, index) => {
+    const term = document.createElement("dt");
+    term.textContent = `${index + 1} · ${category.code} ${category.name}`;
+    const definition = document.createElement("dd");
+    definition.textContent = category.definition || "(no definition)";
+    list.append(term, definition);
+  });
 }
 
 function render(view) {
@@ -106,11 +130,16 @@ function render(view) {
   $("other-risks").value = own ? own.other_risks : "";
   $("comment").value = own ? own.comment : "";
   $("response-labels").hidden = !view.sample.has_response;
-  $("guidelines-text").textContent = view.project.guidelines || "No guidelines yet.";
   $("form").hidden = false;
   $("no-work").hidden = true;
+  const revising = view.assignment.status === "submitted";
+  $("revising").hidden = !revising;
+  $("revising").textContent = revising
+    ? `Revising your label of ${view.sample.uid}: Enter saves it and goes on, n leaves it as it is.`
+    : "";
   renderTurns(view);
   renderCategories(view);
+  renderGuide(view);
   renderLabels();
   renderProgress(view.progress);
   state.started = performance.now();
@@ -121,6 +150,7 @@ function showNoWork(reason) {
   state.view = null;
   $("turns").replaceChildren();
   $("warning").hidden = true;
+  $("revising").hidden = true;
   $("form").hidden = true;
   $("no-work").hidden = false;
   $("no-work").textContent = reason;
@@ -130,6 +160,7 @@ async function loadNext() {
   const data = await api(`/api/projects/${config.projectId}/next/`, {});
   if (data.no_work) {
     showNoWork(data.no_work);
+    renderProgress(data.progress);
   } else {
     render(data);
     scheduleBreakReminder(data.break_reminder_minutes);
@@ -172,7 +203,7 @@ async function act(work, needsItem = true) {
   try {
     await work();
   } catch (error) {
-    say(error.message);
+    say(error.message, "error");
   } finally {
     state.busy = false;
   }
@@ -181,7 +212,8 @@ async function act(work, needsItem = true) {
 function submit() {
   if (state.digits) flushDigits();
   return act(async () => {
-    const id = state.view.assignment.id;
+    const { id, status } = state.view.assignment;
+    const uid = state.view.sample.uid;
     await api(`/api/assignments/${id}/submit/`, {
       prompt_label: state.labels.prompt || "",
       response_label: state.view.sample.has_response ? state.labels.response || "" : null,
@@ -190,8 +222,8 @@ function submit() {
       comment: $("comment").value,
       time_spent_ms: Math.round(performance.now() - state.started),
     });
-    if (!state.previous.includes(id)) state.previous.push(id);
     await loadNext();
+    say(status === "submitted" ? `Saved your revision of ${uid}.` : `Saved ${uid}.`, "ok");
   });
 }
 
@@ -214,26 +246,90 @@ function flag() {
     const reason = askReason("What should a reviewer look at?");
     if (!reason) return;
     await api(`/api/assignments/${state.view.assignment.id}/flag/`, { reason });
-    say("Flagged for review.");
+    say("Flagged for review.", "ok");
   });
 }
 
+function myLabels(before) {
+  const query = before ? `?before=${before}` : "";
+  return api(`/api/projects/${config.projectId}/my-labels/${query}`);
+}
+
+async function revise(assignmentId) {
+  render(await api(`/api/assignments/${assignmentId}/`));
+}
+
+// "b": your label before the one shown (the newest when you are on a new item), as far back as you like.
 function back() {
   return act(async () => {
-    const current = state.view && state.view.assignment.id;
-    const earlier = state.previous.filter((id) => id !== current);
-    if (!earlier.length) {
-      say("Nothing labelled earlier on this page.");
+    const shown = state.view && state.view.assignment.status === "submitted" ? state.view.assignment.id : null;
+    const [earlier] = await myLabels(shown);
+    if (!earlier) {
+      say("No earlier label of yours to revise (final samples cannot change).", "error");
       return;
     }
-    render(await api(`/api/assignments/${earlier[earlier.length - 1]}/`));
-    say("Revising your earlier label; Enter saves it and goes on.");
+    await revise(earlier.id);
   }, false);
+}
+
+function leaveRevision() {
+  if (!state.view || state.view.assignment.status !== "submitted") return;
+  return act(async () => {
+    await loadNext();
+    say("Left the revision unchanged.");
+  }, false);
+}
+
+function labelEntry(row) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  const label = document.createElement("b");
+  label.textContent = row.prompt_label || "–";
+  const uid = document.createElement("span");
+  uid.className = "uid";
+  uid.textContent = row.uid;
+  const prompt = document.createElement("span");
+  prompt.className = "excerpt";
+  prompt.textContent = row.prompt;
+  button.append(label, uid, prompt);
+  button.addEventListener("click", () => {
+    $("my-labels").close();
+    act(() => revise(row.id), false);
+  });
+  item.append(button);
+  return item;
+}
+
+async function showMyLabels(more = false) {
+  const list = $("my-labels-list");
+  const rows = await myLabels(more ? state.labelsBefore : null);
+  if (!more) list.replaceChildren();
+  rows.forEach((row) => list.append(labelEntry(row)));
+  if (!more && !rows.length) {
+    const empty = document.createElement("li");
+    empty.textContent = "Nothing to revise: no label of yours is waiting on a sample that is not final.";
+    list.append(empty);
+  }
+  state.labelsBefore = rows.length ? rows[rows.length - 1].id : state.labelsBefore;
+  $("more-labels").hidden = rows.length < 20;
+  const dialog = $("my-labels");
+  if (!dialog.open) dialog.showModal();
+  const first = list.querySelector("button");
+  if (first && !more) first.focus();
 }
 
 function reveal() {
   $("turns").classList.remove("blurred");
   $("warning").hidden = true;
+}
+
+function toggleGuide() {
+  const hidden = !$("guide-body").hidden;
+  $("guide-body").hidden = hidden;
+  $("workbench").classList.toggle("guide-hidden", hidden);
+  $("toggle-guidelines").firstChild.textContent = hidden ? "Show guide " : "Hide guide ";
+  localStorage.setItem("aegis.guideHidden", hidden ? "1" : "");
 }
 
 function toggleHelp() {
@@ -262,7 +358,9 @@ const KEYS = {
   f: flag,
   r: reveal,
   b: back,
-  g: () => ($("guidelines").hidden = !$("guidelines").hidden),
+  l: () => act(() => showMyLabels(), false),
+  n: leaveRevision,
+  g: toggleGuide,
   "?": toggleHelp,
   o: () => $("other-risks").focus(),
   m: () => $("comment").focus(),
@@ -276,8 +374,8 @@ document.addEventListener("keydown", (event) => {
     else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit();
     return;
   }
-  if (event.ctrlKey || event.metaKey || event.altKey || $("help").open) return;
-  if (!state.view && !["?", "b"].includes(event.key)) return;
+  if (event.ctrlKey || event.metaKey || event.altKey || $("help").open || $("my-labels").open) return;
+  if (!state.view && !["?", "b", "l", "g"].includes(event.key)) return;
   if (/^[0-9]$/.test(event.key)) {
     event.preventDefault();
     typeDigit(event.key);
@@ -298,7 +396,10 @@ $("skip").addEventListener("click", skip);
 $("flag").addEventListener("click", flag);
 $("reveal").addEventListener("click", reveal);
 $("toggle-help").addEventListener("click", toggleHelp);
-$("toggle-guidelines").addEventListener("click", KEYS.g);
+$("toggle-guidelines").addEventListener("click", toggleGuide);
+$("open-my-labels").addEventListener("click", KEYS.l);
+$("more-labels").addEventListener("click", () => act(() => showMyLabels(true), false));
+if (localStorage.getItem("aegis.guideHidden")) toggleGuide();
 $("dismiss-break").addEventListener("click", () => ($("break-reminder").hidden = true));
 
-loadNext().catch((error) => say(error.message));
+loadNext().catch((error) => say(error.message, "error"));
