@@ -221,6 +221,8 @@ def samples(request, pk: int):
     except BrowseError as problem:
         error, filters, page = str(problem), SampleFilters(), None
     params = filters.as_params()
+    if page and request.GET.get("page_size"):
+        params["page_size"] = request.GET["page_size"]
     context = _context(
         request,
         project,

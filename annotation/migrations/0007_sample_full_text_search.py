@@ -4,7 +4,7 @@ from django.db import migrations
 
 PG_CREATE = (
     "CREATE INDEX IF NOT EXISTS sample_fulltext ON annotation_sample USING gin "
-    "(to_tsvector('english', prompt || ' ' || coalesce(response, '')))"
+    "(to_tsvector('english', translate(prompt || ' ' || coalesce(response, ''), '<>', '  ')))"
 )
 PG_DROP = "DROP INDEX IF EXISTS sample_fulltext"
 

@@ -108,7 +108,9 @@ def test_upload_with_a_detected_adapter_shows_progress_to_the_end(boss_client, p
 
 def test_a_failed_import_shows_its_located_error_and_no_success_banner(boss_client, project, tmp_path, celery_worker):
     path = tmp_path / "broken.jsonl"
-    path.write_text('{"id": "a", "prompt": "hi", "prompt_label": "safe"}\n{"id": "b", "prompt": "x", "prompt_label": "maybe"}\n')
+    path.write_text(
+        '{"id": "a", "prompt": "hi", "prompt_label": "safe"}\n{"id": "b", "prompt": "x", "prompt_label": "maybe"}\n'
+    )
     with path.open("rb") as stream:
         response = boss_client.post(f"/console/projects/{project.pk}/imports/", {"file": stream, "adapter": "aegis2"})
     batch = wait_until_finished(ImportBatch, ImportBatch.objects.get(project=project).pk)
