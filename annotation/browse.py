@@ -17,6 +17,7 @@ from .models import (
     Annotation,
     ExportSnapshot,
     FinalLabel,
+    ImportBatch,
     JobStatus,
     Project,
     QueueItem,
@@ -191,37 +192,48 @@ def browse_page(
     project: Project, filters: SampleFilters, *, cursor: int | None = None, page_size: int = DEFAULT_PAGE_SIZE
 ) -> BrowsePage:
     """One page of matching samples, newest first; ``next_cursor`` continues after it (keyset)."""
-    queryset = matching_samples(project, filters).select_related("final_label").order_by("-pk")
+    queryset = matching_samples(project, filters).order_by("-pk")
     if cursor is not None:
         queryset = queryset.filter(pk__lt=cursor)
     if not filters.split:
-        rows = list(queryset[: page_size + 1])
+        rows = list(queryset.select_related("final_label")[: page_size + 1])
         return BrowsePage(rows[:page_size], rows[page_size - 1].pk if len(rows) > page_size else None)
     wanted = in_split(project, filters.split)
-    rows: list[Sample] = []
-    scanned = 0
-    while scanned < SPLIT_SCAN_LIMIT:
-        chunk = list(queryset[:SPLIT_SCAN_CHUNK])
-        for sample in chunk:
-            if wanted(sample.uid):
-                rows.append(sample)
-                if len(rows) == page_size:
-                    return BrowsePage(rows, sample.pk)
+    keys: list[int] = []
+    scanned, next_cursor = 0, None
+    while scanned < SPLIT_SCAN_LIMIT and next_cursor is None:
+        chunk = list(queryset.values_list("pk", "uid")[:SPLIT_SCAN_CHUNK])
+        for pk, uid in chunk:
+            if wanted(uid):
+                keys.append(pk)
+                if len(keys) == page_size:
+                    next_cursor = pk
+                    break
         if len(chunk) < SPLIT_SCAN_CHUNK:
-            return BrowsePage(rows, None)
+            break
         scanned += len(chunk)
-        queryset = queryset.filter(pk__lt=chunk[-1].pk)
-    # Scanned enough for one request: the next page continues where this one stopped.
-    return BrowsePage(rows, chunk[-1].pk)
+        queryset = queryset.filter(pk__lt=chunk[-1][0])
+        if scanned >= SPLIT_SCAN_LIMIT and next_cursor is None:
+            next_cursor = chunk[-1][0]  # scanned enough for one request: the next page goes on from here
+    rows = list(Sample.objects.filter(pk__in=keys).select_related("final_label").order_by("-pk"))
+    return BrowsePage(rows, next_cursor)
+
+
+def project_sources(project: Project) -> list[str]:
+    """Source names of the project's samples, from its imports (a DISTINCT over millions of
+    samples would take longer than the page), plus generated refusals when there are any."""
+    names = set(ImportBatch.objects.filter(project=project).values_list("source_name", flat=True))
+    refusals = LabelSource.REFUSAL_DATA_AUGMENTATION.value
+    if Sample.objects.filter(project=project, source_name=refusals).exists():
+        names.add(refusals)
+    return sorted(names)
 
 
 def filter_choices(project: Project) -> dict[str, Any]:
     """The values offered in the browser's filter menus."""
     return {
         "labels": [*SafetyLabel.choices, (NO_LABEL, "No final label")],
-        "sources": list(
-            Sample.objects.filter(project=project).order_by().values_list("source_name", flat=True).distinct()
-        ),
+        "sources": project_sources(project),
         "categories": list(
             project.taxonomy.categories.filter(hazard=True).order_by("position").values_list("code", "name")
         ),

@@ -98,7 +98,13 @@ def members(request, pk: int):
         except (LabelError, ValueError, KeyError) as problem:
             messages.error(request, str(problem))
     context = _context(
-        request, project, "members", members=project_members(project), form=form, roles=ProjectRole.choices
+        request,
+        project,
+        "members",
+        members=project_members(project),
+        form=form,
+        roles=ProjectRole.choices,
+        batches=project_batches(project)[:20],
     )
     return render(request, "frontend/console/members.html", context)
 
@@ -234,7 +240,6 @@ def samples(request, pk: int):
         next_query=urlencode({**params, "cursor": page.next_cursor}) if page and page.next_cursor else "",
         first_query=urlencode(params),
         paged="cursor" in request.GET,
-        batches=project_batches(project)[:10],
     )
     return render(request, "frontend/console/samples.html", context, status=400 if error else 200)
 
