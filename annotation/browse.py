@@ -1,7 +1,7 @@
 """Reads of the sample browser: filters, full-text search, keyset pages and a sample's whole record.
 
-Full-text search uses PostgreSQL's ``to_tsvector('english', …)`` with a GIN index on that
-expression (migration 0007), and on SQLite an FTS5 table kept in sync by triggers (migration 0007).
+Full-text search uses PostgreSQL's ``to_tsvector('english', …)`` stored in a generated column
+with a GIN index, and on SQLite an FTS5 table kept in sync by triggers (both migration 0007).
 """
 
 import re
@@ -38,12 +38,7 @@ STATUSES = {
     "final": "has a final label",
 }
 NO_LABEL = "none"
-# '<' and '>' become spaces: PostgreSQL's parser would drop HTML tags and what they enclose.
-PG_DOCUMENT = (
-    "to_tsvector('english', translate(\"annotation_sample\".\"prompt\" || ' ' || "
-    "coalesce(\"annotation_sample\".\"response\", ''), '<>', '  '))"
-)
-PG_MATCH = f"{PG_DOCUMENT} @@ websearch_to_tsquery('english', %s)"
+PG_MATCH = '"annotation_sample"."search_document" @@ websearch_to_tsquery(\'english\', %s)'
 SQLITE_MATCH = (
     '"annotation_sample"."id" IN (SELECT rowid FROM annotation_sample_fts WHERE annotation_sample_fts MATCH %s)'
 )
