@@ -25,6 +25,7 @@ from .models import (
     Sample,
     SampleCategory,
 )
+from .selectors import taxonomy_choices
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -163,8 +164,17 @@ class BrowsePage:
     next_cursor: int | None
 
     def __post_init__(self) -> None:
-        for sample in self.rows:  # the final label or None, without a query per row
+        for sample in self.rows:  # what a row of the page shows, without a query per row
             sample.final = sample.final_label if hasattr(sample, "final_label") else None
+            sample.prompt_snippet = snippet(sample.prompt, 200)
+            sample.response_snippet = snippet(sample.response, 160)
+
+
+def snippet(text: str | None, length: int) -> str | None:
+    """The start of a text for a table cell (cheaper than the truncatechars filter on long texts)."""
+    if text is None or len(text) <= length:
+        return text
+    return text[: length - 1] + "…"
 
 
 def parse_cursor(value: str | None) -> int | None:
@@ -190,6 +200,10 @@ def browse_page(
     queryset = matching_samples(project, filters).order_by("-pk")
     if cursor is not None:
         queryset = queryset.filter(pk__lt=cursor)
+        if (filters.label and filters.label != NO_LABEL) or filters.provenance or filters.status == "final":
+            # The same bound on the joined final labels: PostgreSQL carries equalities across a
+            # join, not ranges, and would otherwise read final labels from the newest down.
+            queryset = queryset.filter(final_label__sample_id__lt=cursor)
     if not filters.split:
         rows = list(queryset.select_related("final_label")[: page_size + 1])
         return BrowsePage(rows[:page_size], rows[page_size - 1].pk if len(rows) > page_size else None)
@@ -229,9 +243,7 @@ def filter_choices(project: Project) -> dict[str, Any]:
     return {
         "labels": [*SafetyLabel.choices, (NO_LABEL, "No final label")],
         "sources": project_sources(project),
-        "categories": list(
-            project.taxonomy.categories.filter(hazard=True).order_by("position").values_list("code", "name")
-        ),
+        "categories": [(c["code"], c["name"]) for c in taxonomy_choices(project)],
         "statuses": list(STATUSES.items()),
         "splits": SPLITS,
         "provenances": LabelSource.choices,

@@ -190,7 +190,7 @@ def measure(size: int, rounds: int) -> bool:
     from annotation.models import Project
 
     project = Project.objects.get(slug="browser-bench")
-    staff = get_user_model().objects.create_user("bench_lead", is_staff=True)
+    staff, _ = get_user_model().objects.get_or_create(username="bench_lead", defaults={"is_staff": True})
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(staff)
     url = f"/console/projects/{project.pk}/samples/"

@@ -31,7 +31,7 @@ from annotation.importing.errors import ImportDataError
 from annotation.jobs import launch_export, launch_import
 from annotation.labels import LabelError
 from annotation.models import ExportSnapshot, ImportBatch, JobStatus, Project, ProjectRole, Sample
-from annotation.permissions import require_admin, require_role
+from annotation.permissions import project_roles, require_admin
 from annotation.selectors import project_exports, project_imports
 from annotation.services import add_member, create_project
 from annotation.services.members import change_member_role, remove_member
@@ -47,7 +47,10 @@ def _admin_project(request, pk: int) -> Project:
 
 
 def _context(request, project: Project, tab: str, **extra) -> dict:
-    return {"project": project, "tab": tab, "is_admin": is_console_admin(request.user, project), **extra}
+    is_admin = extra.pop("is_admin", None)
+    if is_admin is None:
+        is_admin = is_console_admin(request.user, project)
+    return {"project": project, "tab": tab, "is_admin": is_admin, **extra}
 
 
 @login_required
@@ -205,16 +208,18 @@ def export_download(request, snapshot_id: int, name: str):
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)
 
 
-def _reviewer_project(request, pk: int) -> Project:
-    """Reviewers and admins only: the browser shows every annotator's labels."""
+def _reviewer_project(request, pk: int) -> tuple[Project, bool]:
+    """Reviewers and admins only (the browser shows every annotator's labels); and is it an admin?"""
     project = get_object_or_404(Project, pk=pk)
-    require_role(request.user, project, ProjectRole.ADMIN, ProjectRole.REVIEWER)
-    return project
+    roles = project_roles(request.user, project)
+    if not roles & {ProjectRole.ADMIN, ProjectRole.REVIEWER}:
+        raise PermissionDenied(f"{request.user} is not project admin or reviewer in project {project.slug!r}")
+    return project, ProjectRole.ADMIN in roles
 
 
 @login_required
 def samples(request, pk: int):
-    project = _reviewer_project(request, pk)
+    project, is_admin = _reviewer_project(request, pk)
     error = ""
     try:
         filters = SampleFilters.from_params(request.GET)
@@ -233,6 +238,7 @@ def samples(request, pk: int):
         request,
         project,
         "samples",
+        is_admin=is_admin,
         filters=filters,
         page=page,
         error=error,
@@ -246,8 +252,10 @@ def samples(request, pk: int):
 
 @login_required
 def sample_detail(request, pk: int, sample_id: int):
-    project = _reviewer_project(request, pk)
+    project, is_admin = _reviewer_project(request, pk)
     sample = get_object_or_404(Sample, pk=sample_id, project=project)
     return render(
-        request, "frontend/console/sample.html", _context(request, project, "samples", **sample_record(sample))
+        request,
+        "frontend/console/sample.html",
+        _context(request, project, "samples", is_admin=is_admin, **sample_record(sample)),
     )
