@@ -119,8 +119,11 @@ def populate(size: int) -> None:
                 label = "unsafe" if unsafe[i] else "safe"
                 picked = [codes[j] for j in sorted(set(rng.integers(0, 12, 2)))] if unsafe[i] else []
                 source = "llm_jury" if rng.random() < 0.3 else "human"
-                finals.append((pk, label, source, "safe" if has_response[i] else None,
-                               source if has_response[i] else None, None, orjson.dumps(picked).decode(), now))  # fmt: skip
+                response_label = "safe" if has_response[i] else None
+                response_source = source if has_response[i] else None
+                finals.append(
+                    (pk, label, source, response_label, response_source, None, orjson.dumps(picked).decode(), now)
+                )
                 categories.extend((pk, code) for code in picked)
             copy_rows(
                 cursor,
