@@ -36,6 +36,7 @@ from annotation.selectors import project_exports, project_imports
 from annotation.services import add_member, create_project
 from annotation.services.members import change_member_role, remove_member
 from annotation.services.queueing import queue_matching_samples
+from jury.selectors import worker_notice
 
 from .console_forms import ExportForm, MemberForm, ProjectForm, UploadForm
 
@@ -137,7 +138,8 @@ def _admin_batch(request, batch_id: int) -> ImportBatch:
 @login_required
 def import_progress(request, batch_id: int):
     batch = _admin_batch(request, batch_id)
-    context = _context(request, batch.project, "imports", batch=batch, state=import_status(batch))
+    notice = worker_notice() if batch.status == JobStatus.PENDING else ""  # a forgotten worker, not a spinner
+    context = _context(request, batch.project, "imports", batch=batch, state=import_status(batch), notice=notice)
     return render(request, "frontend/console/import_progress.html", context)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from annotation.models import AssignmentBatch, ExportSnapshot, ImportBatch, Membership, Project, QueueItem
 from annotation.services import add_member, create_project, import_samples
-from tests.conftest import wait_until_finished
+from tests.conftest import USES_REDIS, wait_until_finished
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SST = "simple_safety_tests/SimpleSafetyTests_test_cases.csv"
@@ -227,3 +227,11 @@ def test_other_projects_admins_cannot_download(client, boss, project, django_use
     client.force_login(lead)
     assert client.get(f"/console/exports/{snapshot.pk}/files/manifest.json").status_code == 403
     assert "Test project" not in client.get("/console/").content.decode()
+
+
+@pytest.mark.skipif(USES_REDIS, reason="a worker may be running in the Redis pass")
+def test_a_pending_import_with_no_worker_says_so(boss_client, project, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as with a broker and no worker started
+    batch = ImportBatch.objects.create(project=project, adapter="generic", source_name="g", filename="f.jsonl")
+    page = boss_client.get(f"/console/imports/{batch.pk}/").content.decode()
+    assert "No worker is running" in page and 'data-status="pending"' in page
