@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 
 from .importing.progress import read_progress
 from .models import AssignmentBatch, ExportSnapshot, ImportBatch, JobStatus, Membership, Project, ProjectRole
-from .selectors import administered_projects, user_projects
+from .selectors import user_projects
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -20,10 +20,6 @@ def console_projects(user) -> QuerySet[Project]:
     return projects.filter(
         memberships__user=user, memberships__role__in=[ProjectRole.ADMIN, ProjectRole.REVIEWER]
     ).distinct()
-
-
-def is_console_admin(user, project: Project) -> bool:
-    return administered_projects(user).filter(pk=project.pk).exists()
 
 
 def project_members(project: Project) -> QuerySet[Membership]:

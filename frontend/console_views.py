@@ -23,7 +23,6 @@ from annotation.console import (
     export_file_path,
     export_files,
     import_status,
-    is_console_admin,
     project_batches,
     project_members,
 )
@@ -47,10 +46,8 @@ def _admin_project(request, pk: int) -> Project:
     return project
 
 
-def _context(request, project: Project, tab: str, **extra) -> dict:
-    is_admin = extra.pop("is_admin", None)
-    if is_admin is None:
-        is_admin = is_console_admin(request.user, project)
+def _context(project: Project, tab: str, *, is_admin: bool = True, **extra) -> dict:
+    """What the console's layout needs (tabs); ``is_admin`` shows the admin-only ones."""
     return {"project": project, "tab": tab, "is_admin": is_admin, **extra}
 
 
@@ -102,7 +99,6 @@ def members(request, pk: int):
         except (LabelError, ValueError, KeyError) as problem:
             messages.error(request, str(problem))
     context = _context(
-        request,
         project,
         "members",
         members=project_members(project),
@@ -124,7 +120,7 @@ def imports(request, pk: int):
             return redirect("frontend:console-import", batch_id=batch.pk)
         except (ImportDataError, ValueError) as problem:
             error = str(problem)
-    context = _context(request, project, "imports", form=form, error=error, batches=project_imports(project)[:50])
+    context = _context(project, "imports", form=form, error=error, batches=project_imports(project)[:50])
     status = 400 if request.method == "POST" else 200
     return render(request, "frontend/console/imports.html", context, status=status)
 
@@ -139,7 +135,7 @@ def _admin_batch(request, batch_id: int) -> ImportBatch:
 def import_progress(request, batch_id: int):
     batch = _admin_batch(request, batch_id)
     notice = worker_notice() if batch.status == JobStatus.PENDING else ""  # a forgotten worker, not a spinner
-    context = _context(request, batch.project, "imports", batch=batch, state=import_status(batch), notice=notice)
+    context = _context(batch.project, "imports", batch=batch, state=import_status(batch), notice=notice)
     return render(request, "frontend/console/import_progress.html", context)
 
 
@@ -189,7 +185,6 @@ def exports(request, pk: int):
             error = str(problem)
     snapshots = [(snapshot, export_files(snapshot)) for snapshot in project_exports(project)[:30]]
     context = _context(
-        request,
         project,
         "exports",
         form=form,
@@ -237,7 +232,6 @@ def samples(request, pk: int):
     if page and request.GET.get("page_size"):
         params["page_size"] = request.GET["page_size"]
     context = _context(
-        request,
         project,
         "samples",
         is_admin=is_admin,
@@ -259,5 +253,5 @@ def sample_detail(request, pk: int, sample_id: int):
     return render(
         request,
         "frontend/console/sample.html",
-        _context(request, project, "samples", is_admin=is_admin, **sample_record(sample)),
+        _context(project, "samples", is_admin=is_admin, **sample_record(sample)),
     )
