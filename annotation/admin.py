@@ -139,7 +139,8 @@ class SampleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Queue for annotation (a new batch per project)")
     def queue_for_annotation(self, request, queryset):
-        for project_id in queryset.values_list("project", flat=True).distinct():
+        # No ordering: DISTINCT over the list's ordering columns would repeat each project.
+        for project_id in queryset.order_by().values_list("project", flat=True).distinct():
             project = Project.objects.get(pk=project_id)
             ids = list(queryset.filter(project=project).values_list("pk", flat=True))
             try:

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from config.celery import queue_after_commit
 from taxonomy.api import IsAdminOrReadOnly
 
-from . import selectors, services
+from . import browse, selectors, services
 from .models import ExportSnapshot, ImportBatch, JobStatus, Project
 from .permissions import require_admin
 from .serializers import (
@@ -49,7 +49,21 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @action(detail=True, methods=["get"], permission_classes=[permissions.IsAuthenticated])
     def samples(self, request, pk=None):
-        page = self.paginate_queryset(selectors.project_samples(self.get_admin_project()))
+        """Pages of samples; with ``page_size`` or ``cursor`` (and the browser's filters), keyset
+        pages newest first with ``next_cursor``."""
+        project = self.get_admin_project()
+        if {"page_size", "cursor"} & set(request.query_params):
+            try:
+                page = browse.browse_page(
+                    project,
+                    browse.SampleFilters.from_params(request.query_params),
+                    cursor=browse.parse_cursor(request.query_params.get("cursor")),
+                    page_size=browse.parse_page_size(request.query_params.get("page_size")),
+                )
+            except browse.BrowseError as error:
+                raise ValidationError({error.field: error.message}) from None
+            return Response({"next_cursor": page.next_cursor, "results": SampleSerializer(page.rows, many=True).data})
+        page = self.paginate_queryset(selectors.project_samples(project))
         return self.get_paginated_response(SampleSerializer(page, many=True).data)
 
     @action(

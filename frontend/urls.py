@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import moderation_views, training_views, views
+from . import console_views, moderation_views, training_views, views
 
 app_name = "frontend"
 urlpatterns = [
@@ -16,6 +16,20 @@ urlpatterns = [
     path("evaluation/", include("frontend.evaluation_views")),
     path("moderation/", include(moderation_views.urls)),
     path("projects/<int:pk>/agreement/<int:report_id>/<str:name>.png", views.agreement_plot, name="agreement-plot"),
+    path("console/", console_views.home, name="console"),
+    path("console/projects/<int:pk>/members/", console_views.members, name="console-members"),
+    path("console/projects/<int:pk>/imports/", console_views.imports, name="console-imports"),
+    path("console/imports/<int:batch_id>/", console_views.import_progress, name="console-import"),
+    path("console/imports/<int:batch_id>/status.json", console_views.import_progress_json, name="console-import-json"),
+    path("console/projects/<int:pk>/queue/", console_views.queue, name="console-queue"),
+    path("console/projects/<int:pk>/exports/", console_views.exports, name="console-exports"),
+    path(
+        "console/exports/<int:snapshot_id>/files/<str:name>",
+        console_views.export_download,
+        name="console-export-file",
+    ),
+    path("console/projects/<int:pk>/samples/", console_views.samples, name="console-samples"),
+    path("console/projects/<int:pk>/samples/<int:sample_id>/", console_views.sample_detail, name="console-sample"),
     path(
         "projects/<int:pk>/agreement/<int:report_id>/<str:name>/<str:field>.png",
         views.agreement_plot,

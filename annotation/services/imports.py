@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from ..importing.adapters import get_adapter
 from ..importing.errors import ImportDataError
+from ..importing.progress import clear_progress, record_progress
 from ..importing.writer import import_rows
 from ..models import ImportBatch, JobStatus, Project
 
@@ -78,7 +79,7 @@ def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.RUNNING)
     try:
         with transaction.atomic():
-            counts = import_rows(batch, path)
+            counts = import_rows(batch, path, on_progress=lambda rows: record_progress(batch.pk, rows))
     except ImportDataError as error:
         _fail_batch(batch, str(error))
         raise
@@ -98,10 +99,12 @@ def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
         _fail_batch(batch, f"{batch.filename}: unexpected {type(error).__name__}: {error}")
         raise
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), **counts)
+    clear_progress(batch.pk)
     batch.refresh_from_db()
     return batch
 
 
 def _fail_batch(batch: ImportBatch, message: str) -> None:
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+    clear_progress(batch.pk)
     batch.refresh_from_db()
