@@ -55,6 +55,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("annotation", "0006_job_status_cancelled")]
+    dependencies = [("annotation", "0007_export_profile")]
 
     operations = [migrations.RunPython(create, drop)]
