@@ -152,7 +152,7 @@ def populate(size: int) -> None:
             print(f"  wrote {first + count - 1:,} samples", flush=True)
         cursor.execute("SELECT setval(pg_get_serial_sequence('annotation_sample', 'id'), %s)", [size])
         started = time.perf_counter()
-        cursor.execute(import_module("annotation.migrations.0007_sample_full_text_search").PG_CREATE[1])
+        cursor.execute(import_module("annotation.migrations.0008_sample_full_text_search").PG_CREATE[1])
         print(f"  full-text index built in {time.perf_counter() - started:.0f} s", flush=True)
     with connection.cursor() as cursor:
         for table in ("annotation_sample", "annotation_finallabel", "annotation_samplecategory",
