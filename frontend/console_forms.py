@@ -6,7 +6,7 @@ from annotation.exporting import DEFAULT_SPLIT_RATIOS, EXPORT_FORMATS
 from annotation.importing.adapters import ADAPTERS
 from annotation.jobs import DETECT
 from annotation.labels import NeedsCautionPolicy
-from annotation.models import Project, ProjectRole
+from annotation.models import ExportProfile, Project, ProjectRole
 from taxonomy.models import Taxonomy
 from taxonomy.selectors import default_taxonomy
 
@@ -46,8 +46,18 @@ class UploadForm(forms.Form):
 
 
 class ExportForm(forms.Form):
+    profile = forms.ChoiceField(
+        choices=ExportProfile.choices,
+        initial=ExportProfile.DEFAULT,
+        required=False,
+        help_text="The release profile writes JSON arrays in the Aegis 2.0 layout with its own split proportions; "
+        "formats and ratios below apply to the other profiles.",
+    )
     formats = forms.MultipleChoiceField(
-        choices=[(f, f) for f in EXPORT_FORMATS], initial=list(EXPORT_FORMATS), widget=forms.CheckboxSelectMultiple
+        choices=[(f, f) for f in EXPORT_FORMATS],
+        initial=list(EXPORT_FORMATS),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
     )
     train = forms.FloatField(min_value=0, max_value=1, initial=DEFAULT_SPLIT_RATIOS["train"])
     validation = forms.FloatField(min_value=0, max_value=1, initial=DEFAULT_SPLIT_RATIOS["validation"])
@@ -56,8 +66,12 @@ class ExportForm(forms.Form):
 
     def options(self) -> dict:
         data = self.cleaned_data
+        profile = data["profile"] or ExportProfile.DEFAULT
+        if profile == ExportProfile.RELEASE:
+            return {"profile": profile, "split_seed": data["split_seed"]}
         return {
-            "formats": data["formats"],
+            "profile": profile,
+            "formats": data["formats"] or list(EXPORT_FORMATS),
             "split_ratios": {split: data[split] for split in ("train", "validation", "test")},
             "split_seed": data["split_seed"],
         }

@@ -210,6 +210,20 @@ def test_export_offers_a_download_per_file_and_the_manifest(boss_client, project
     assert boss_client.get(f"/console/exports/{snapshot.pk}/files/other.csv").status_code == 404
 
 
+def test_export_in_the_release_layout_from_the_console(boss_client, project, shared_data, celery_worker):
+    import_samples(project, shared_data / SST, adapter="simple_safety_tests")
+    response = boss_client.post(
+        f"/console/projects/{project.pk}/exports/",
+        {"profile": "release", "train": "0.8", "validation": "0.1", "test": "0.1", "split_seed": "s"},
+    )
+    assert response.status_code == 302
+    snapshot = wait_until_finished(ExportSnapshot, ExportSnapshot.objects.get(project=project).pk)
+    assert snapshot.status == "succeeded" and snapshot.profile == "release"
+    assert {"train.json", "validation.json", "test.json", "README.md"} <= set(snapshot.manifest["files"])
+    page = boss_client.get(f"/console/projects/{project.pk}/exports/").content.decode()
+    assert f'href="/console/exports/{snapshot.pk}/files/train.json" download' in page
+
+
 def test_bad_export_options_are_named(boss_client, project):
     response = boss_client.post(
         f"/console/projects/{project.pk}/exports/",

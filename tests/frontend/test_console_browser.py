@@ -184,6 +184,7 @@ def test_the_admin_loop_in_the_app(browser, live_server, accounts, shared_data, 
         "train.jsonl",
         "train.parquet",
         "train.csv",
+        "README.md",
     }
 
     import datasets
