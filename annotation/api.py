@@ -10,11 +10,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from config.celery import queue_after_commit
+from core.jobs import start_job
 from taxonomy.api import IsAdminOrReadOnly
 
 from . import selectors, services
-from .models import ExportSnapshot, ImportBatch, JobStatus, Project
+from .models import ExportSnapshot, ImportBatch, Project
 from .permissions import require_admin
 from .serializers import (
     ExportRequestSerializer,
@@ -24,7 +24,6 @@ from .serializers import (
     ProjectSerializer,
     SampleSerializer,
 )
-from .tasks import export_snapshot_task, import_batch_task
 
 
 class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -76,7 +75,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 source_name=data.get("source_name"),
                 created_by=request.user,
             )
-            queue_after_commit(import_batch_task, batch, "default")
+            start_job(batch)
         batch.refresh_from_db()
         return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
@@ -91,7 +90,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         try:
             with transaction.atomic():
                 snapshot = services.start_export(project, created_by=request.user, **serializer.validated_data)
-                queue_after_commit(export_snapshot_task, snapshot, "default")
+                start_job(snapshot)
         except ValueError as error:
             raise ValidationError({"detail": str(error)}) from None
         snapshot.refresh_from_db()
@@ -119,7 +118,7 @@ class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
     def files(self, request, pk=None, name=None):
         snapshot = self.get_object()
         listed = set((snapshot.manifest or {}).get("files", {})) | {"manifest.json"}
-        if snapshot.status != JobStatus.SUCCEEDED or name not in listed:
+        if not snapshot.succeeded or name not in listed:
             raise Http404(f"no file {name!r} in export {snapshot.pk}")
         path = Path(snapshot.directory) / name
         return FileResponse(path.open("rb"), as_attachment=True, filename=name)

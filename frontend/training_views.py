@@ -8,7 +8,7 @@ from rest_framework.exceptions import ValidationError
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
-from jury.selectors import worker_notice
+from core.selectors import worker_notice
 from training.api import start_run
 from training.models import TrainerKind, TrainingRun
 from training.selectors import guard_models_for, project_training_runs, trainable_exports

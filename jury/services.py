@@ -8,9 +8,10 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from annotation.labels import FINAL_LABEL_SOURCES, LabelSource
-from annotation.models import FinalLabel, JobStatus, Project, ReviewItem, Sample
+from annotation.models import FinalLabel, Project, ReviewItem, Sample
 from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
+from core.jobs import JobCancelled, JobRun, cancel_job
 from taxonomy.models import Taxonomy
 from taxonomy.prompts import (
     NEMOGUARD_ANSWER_SCHEMA,
@@ -248,10 +249,6 @@ def store_jury_batch(job: JuryJob, batch: list[Sample], verdicts: dict[Juror, li
     )
 
 
-def _finish(job: JuryJob, status: str, error: str = "") -> None:
-    JuryJob.objects.filter(pk=job.pk).update(status=status, error=error, finished_at=timezone.now())
-
-
 def run_jury_job(job: JuryJob) -> JuryJob:
     """Labels the pending samples batch by batch; resumable (samples every juror has answered are
     skipped) and cancellable between batches. A juror's failed request is its abstention.
@@ -260,42 +257,43 @@ def run_jury_job(job: JuryJob) -> JuryJob:
     while the next batch is being asked, so the database work hides behind the models' time."""
     project = job.project
     jurors = _jurors(project, job.part)
-    JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     index = CategoryIndex.for_taxonomy(project.taxonomy)
     backends: dict[int, Backend] = {}
     try:
-        backends.update({juror.pk: backend_for(juror) for juror in jurors})
-        taxonomy = Taxonomy.objects.prefetch_related("categories").get(pk=project.taxonomy_id)
-        batch_size = max(JOB_BATCH, *(juror.concurrency for juror in jurors))
-        with ThreadPoolExecutor(max_workers=len(jurors)) as pool:
-            asked: tuple[list[Sample], dict[Juror, Future]] | None = None
-            after = 0
-            while True:
-                cancelled = JuryJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
-                batch = [] if cancelled else list(_pending_samples(project, job.part, jurors, after)[:batch_size])
-                asking = None
-                if batch:
-                    after = batch[-1].pk
-                    asking = (
-                        batch,
-                        {
-                            juror: pool.submit(_ask, backends[juror.pk], juror, batch, job.part, taxonomy)
-                            for juror in jurors
-                        },
-                    )
-                if asked is not None:
-                    previous, futures = asked
-                    store_jury_batch(
-                        job,
-                        previous,
-                        {j: [_verdict_of(j, r, job.part, index) for r in f.result()] for j, f in futures.items()},
-                    )
-                asked = asking
-                if asked is None:
-                    _finish(job, JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED)
-                    break
-    except JuryError as error:
-        _finish(job, JobStatus.FAILED, str(error))
+        with JobRun(job, swallow=(JuryError,), plain=(JuryError,)) as run:
+            if not run.claimed:
+                return job
+            backends.update({juror.pk: backend_for(juror) for juror in jurors})
+            taxonomy = Taxonomy.objects.prefetch_related("categories").get(pk=project.taxonomy_id)
+            batch_size = max(JOB_BATCH, *(juror.concurrency for juror in jurors))
+            with ThreadPoolExecutor(max_workers=len(jurors)) as pool:
+                asked: tuple[list[Sample], dict[Juror, Future]] | None = None
+                after = 0
+                while True:
+                    cancelled = run.cancel_requested()
+                    batch = [] if cancelled else list(_pending_samples(project, job.part, jurors, after)[:batch_size])
+                    asking = None
+                    if batch:
+                        after = batch[-1].pk
+                        asking = (
+                            batch,
+                            {
+                                juror: pool.submit(_ask, backends[juror.pk], juror, batch, job.part, taxonomy)
+                                for juror in jurors
+                            },
+                        )
+                    if asked is not None:
+                        previous, futures = asked
+                        store_jury_batch(
+                            job,
+                            previous,
+                            {j: [_verdict_of(j, r, job.part, index) for r in f.result()] for j, f in futures.items()},
+                        )
+                    asked = asking
+                    if asked is None:
+                        if cancelled:
+                            raise JobCancelled
+                        break
     finally:
         for backend in backends.values():
             backend.close()
@@ -313,4 +311,4 @@ def _ask(
 
 def cancel_jury_job(job: JuryJob, *, by) -> None:
     require_admin(by, job.project)
-    JuryJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+    cancel_job(job)

@@ -1,5 +1,6 @@
 """Writing an import: parse records through the adapter, de-duplicate, insert in chunks."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from .readers import columns_of, read_records
 from .records import SampleRecord, prompt_and_response
 
 
-def import_rows(batch: ImportBatch, path: Path) -> dict[str, int]:
-    """Imports the file into the batch's project; call inside a transaction. Returns the counts."""
+def import_rows(
+    batch: ImportBatch, path: Path, on_progress: Callable[[int], None] | None = None
+) -> dict[str, int]:
+    """Imports the file into the batch's project; call inside a transaction. Returns the counts.
+    ``on_progress(rows_read)`` is called after each stored chunk (it may raise to stop)."""
     adapter = get_adapter(batch.adapter)
     project = batch.project
     columns = columns_of(path, batch.filename)
@@ -47,6 +51,8 @@ def import_rows(batch: ImportBatch, path: Path) -> dict[str, int]:
         if len(pending) >= settings.AEGIS_IMPORT_BATCH_SIZE:
             writer.write(pending)
             pending = []
+            if on_progress is not None:
+                on_progress(writer.rows_read)
     writer.write(pending)
     return {
         "rows_read": writer.rows_read,
