@@ -105,6 +105,13 @@ class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
             return ImportBatch.objects.none()
         return ImportBatch.objects.filter(project__in=selectors.administered_projects(self.request.user))
 
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stops the import between chunks (nothing of its file is stored); one not started ends at once."""
+        batch = self.get_object()
+        services.cancel_import_batch(batch)
+        return Response(ImportBatchSerializer(batch).data)
+
 
 class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ExportSnapshotSerializer
@@ -113,6 +120,13 @@ class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return ExportSnapshot.objects.none()
         return ExportSnapshot.objects.filter(project__in=selectors.administered_projects(self.request.user))
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stops the export between rows (its temporary folder is removed); one not started ends at once."""
+        snapshot = self.get_object()
+        services.cancel_export(snapshot)
+        return Response(ExportSnapshotSerializer(snapshot).data)
 
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.-]+)")
     def files(self, request, pk=None, name=None):
