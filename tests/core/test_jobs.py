@@ -17,6 +17,17 @@ from core.supervision import supervise_jobs
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def tasks_here():
+    """Jobs sent again by supervision run in this process (this test's rows are not committed)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 def dead_worker() -> str:
     """The host:pid of a process of this host that has exited."""
     process = subprocess.Popen(["true"])

@@ -1,0 +1,201 @@
+"""Supervision with a real worker on PostgreSQL + Redis: the test kills the worker with SIGKILL (its
+pool process, or the whole worker) in the middle of a job, restarts it, and checks that the job
+finishes with nothing duplicated or lost; stops its own Redis while a job is asked for; cancels an
+orphaned job. Timing-independent: every wait polls the database with a generous deadline."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from django.db import connection
+
+from annotation.models import ExportSnapshot
+from annotation.services import import_samples, start_export
+from core.jobs import cancel_job, start_job
+from core.models import JobStatus
+from jury.models import Juror, JuryJob, JuryVerdict
+from jury.services import start_jury_job
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+FAST_SUPERVISION = {
+    "AEGIS_JOB_HEARTBEAT_SECONDS": "0.5",
+    "AEGIS_JOB_STALE_SECONDS": "3",
+    "AEGIS_SUPERVISE_SECONDS": "1",
+    "AEGIS_JOB_DISPATCH_WINDOW": "3",
+    "AEGIS_JOB_MAX_ATTEMPTS": "10",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Stack:
+    """Its own redis-server, a job worker (prefork, one pool process) and beat with the supervisor."""
+
+    def __init__(self, tmp: Path, media: Path):
+        self.tmp, self.port = tmp, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        db = connection.settings_dict
+        self.env = {
+            **os.environ, **FAST_SUPERVISION, "REDIS_URL": self.url, "MEDIA_ROOT": str(media), "DB_CONN_MAX_AGE": "0",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        }  # fmt: skip
+        self.redis = self.worker = self.supervisor = None
+
+    def start_redis(self) -> None:
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+        )
+        wait_for(lambda: _answers(self.port), "redis-server to answer")
+
+    def stop_redis(self) -> None:
+        self.redis.kill()
+        self.redis.wait()
+
+    def _celery(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "warning", *args],
+            cwd=ROOT, env=self.env, start_new_session=True,
+        )  # fmt: skip
+
+    def start_worker(self) -> None:
+        self.worker = self._celery("-Q", "default,gpu", "--pool", "prefork", "--concurrency", "1", "-n", "jobs@%h")
+
+    def start_supervisor(self) -> None:
+        schedule = str(self.tmp / "beat-schedule")
+        self.supervisor = self._celery("--beat", "-s", schedule, "-Q", "supervise", "--pool", "solo", "-n", "sup@%h")
+
+    def kill_pool_process(self) -> None:
+        children = wait_for(lambda: psutil.Process(self.worker.pid).children(), "the worker's pool process")
+        for child in children:
+            child.send_signal(signal.SIGKILL)
+
+    def kill_worker(self) -> None:
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
+
+    def stop(self) -> None:
+        for process in (self.worker, self.supervisor):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self.redis is not None and self.redis.poll() is None:
+            self.stop_redis()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(check, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def stack(tmp_path, media_root):
+    from config.celery import app
+
+    stack = Stack(tmp_path, media_root)
+    stack.start_redis()
+    before = app.conf.broker_url
+    app.conf.broker_url = stack.url
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield stack
+    stack.stop()
+    app.conf.broker_url = before
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def many_samples(project, tmp_path):
+    rows = [{"id": f"s{i}", "prompt": f"question {i}", "response": f"answer {i}", "prompt_label": "safe",
+             "response_label": "safe"} for i in range(300)]  # fmt: skip
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    import_samples(project, path, adapter="aegis2")
+    return project
+
+
+def running(model, pk, *, after: int = 0):
+    def check():
+        job = model.objects.get(pk=pk)
+        return job.status == JobStatus.RUNNING and job.done > after and job
+    return check
+
+
+def finished(model, pk):
+    return lambda: (job := model.objects.get(pk=pk)).finished and job
+
+
+@pytest.mark.parametrize("kill", ["pool process", "whole worker"])
+def test_a_jury_job_survives_its_worker_being_killed(many_samples, server, django_user_model, stack, kill):
+    project = many_samples
+    server.script.update(mode="slow", delay=0.05, answer='{"User Safety": "safe", "Response Safety": "safe"}')
+    host, port = server.server_address
+    for name in ("a", "b"):
+        Juror.objects.create(project=project, name=name, model=name, base_url=f"http://{host}:{port}/v1", concurrency=4)
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    stack.start_supervisor()
+    stack.start_worker()
+    job = start_jury_job(project, by=boss)
+    start_job(job)
+    wait_for(running(JuryJob, job.pk, after=10), "the jury job to be under way")
+    if kill == "pool process":
+        stack.kill_pool_process()
+    else:
+        stack.kill_worker()
+        stack.start_worker()
+    job = wait_for(finished(JuryJob, job.pk), "the jury job to finish", timeout=240)
+    assert (job.status, job.done, job.total) == (JobStatus.SUCCEEDED, 300, 300), job.error
+    assert job.attempts >= 2
+    assert JuryVerdict.objects.filter(sample__project=project).count() == 600  # 2 jurors × 300, none twice
+
+
+def test_a_job_asked_for_while_redis_is_down_runs_once_it_is_back(many_samples, stack):
+    stack.start_supervisor()
+    stack.start_worker()
+    stack.stop_redis()
+    snapshot = start_export(many_samples, formats=["jsonl"], split_ratios={"train": 1.0})
+    start_job(snapshot)  # the broker cannot be reached: logged, the row stays pending
+    assert ExportSnapshot.objects.get(pk=snapshot.pk).status == JobStatus.PENDING
+    stack.start_redis()
+    snapshot = wait_for(finished(ExportSnapshot, snapshot.pk), "the export to run after Redis came back", 240)
+    assert snapshot.status == JobStatus.SUCCEEDED, snapshot.error
+
+
+def test_cancelling_an_orphaned_job_ends_it_at_once(many_samples, server, django_user_model, stack):
+    project = many_samples
+    server.script.update(mode="slow", delay=0.2)
+    host, port = server.server_address
+    Juror.objects.create(project=project, name="a", model="a", base_url=f"http://{host}:{port}/v1", concurrency=1)
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    stack.start_worker()  # no supervisor: nothing but the cancel ends the job
+    job = start_jury_job(project, by=boss)
+    start_job(job)
+    wait_for(running(JuryJob, job.pk), "the jury job to be under way")
+    stack.kill_worker()
+    cancel_job(job)
+    assert job.status == JobStatus.CANCELLED and job.finished_at is not None
