@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 CONNECTION_LOST = (OperationalError, InterfaceError)
+# The jobs a JobRun of this process holds now (several with a thread pool): (model label, pk).
+_HELD_HERE: set[tuple[str, int]] = set()
 
 
 class JobCancelled(Exception):
@@ -97,16 +99,20 @@ def stale_before() -> Any:
     return timezone.now() - timedelta(seconds=settings.AEGIS_JOB_STALE_SECONDS)
 
 
-def holder_gone(job: Job, *, own_process_gone: bool = False) -> bool:
-    """Whether no live process holds a running job: a process of this host that has exited, or a
-    heartbeat older than AEGIS_JOB_STALE_SECONDS. ``own_process_gone``: this process's earlier
-    attempt counts as gone (a retried task)."""
+def _key(job: Job) -> tuple[str, int]:
+    return job._meta.label, job.pk
+
+
+def holder_gone(job: Job) -> bool:
+    """Whether no live process holds a running job: this process with no JobRun on it (an attempt
+    that ended, say a retried task), another process of this host that has exited, or a heartbeat
+    older than AEGIS_JOB_STALE_SECONDS."""
     if not job.worker:
         return True
     host, _, pid = job.worker.rpartition(":")
     if host == HOST and pid.isdigit():
         if int(pid) == os.getpid():
-            return own_process_gone
+            return _key(job) not in _HELD_HERE
         if not _process_alive(int(pid)):
             return True
     last_sign = job.heartbeat_at or job.started_at or job.created_at
@@ -208,6 +214,8 @@ class JobRun:
 
     def __enter__(self) -> "JobRun":
         self.claimed = self._claim()
+        if self.claimed:
+            _HELD_HERE.add(_key(self.job))
         if self.claimed and _in_worker():
             self._heartbeat = _Heartbeat(self)
             self._heartbeat.start()
@@ -218,10 +226,10 @@ class JobRun:
         job.refresh_from_db()
         if job.finished:
             return False
-        if job.cancel_requested and (job.status == JobStatus.PENDING or holder_gone(job, own_process_gone=True)):
+        if job.cancel_requested and (job.status == JobStatus.PENDING or holder_gone(job)):
             end_job(job, JobStatus.CANCELLED, held_by=job.worker)
             return False
-        if job.status == JobStatus.RUNNING and not holder_gone(job, own_process_gone=True):
+        if job.status == JobStatus.RUNNING and not holder_gone(job):
             logger.info("%s %s is held by %s; this delivery drops it", type(job).__name__, job.pk, job.worker)
             return False
         now = timezone.now()
@@ -284,6 +292,8 @@ class JobRun:
         end_job(self.job, status, held_by=self.worker, **{**self._progress, **fields})
 
     def _stop_heartbeat(self) -> None:
+        if self.claimed:
+            _HELD_HERE.discard(_key(self.job))
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None

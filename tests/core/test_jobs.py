@@ -150,3 +150,15 @@ def test_the_kernel_alone_writes_succeeded():
         cwd=root, capture_output=True, text=True,
     ).stdout.splitlines()  # fmt: skip
     assert found and all(line.startswith("core/") for line in found), found
+
+
+def test_a_second_delivery_in_the_same_process_does_not_run_the_job_twice(project):
+    """With a thread pool, a copy of the task in the same process finds the job held and leaves it."""
+    snapshot = start_export(project)
+    with JobRun(snapshot) as first:
+        assert first.claimed
+        with JobRun(ExportSnapshot.objects.get(pk=snapshot.pk)) as duplicate:
+            assert not duplicate.claimed
+        cancel_job(ExportSnapshot.objects.get(pk=snapshot.pk))  # held here, alive: only asks
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.attempts, snapshot.cancel_requested) == (JobStatus.SUCCEEDED, 1, True)

@@ -16,8 +16,8 @@ import psutil
 import pytest
 from django.db import connection
 
-from annotation.models import ExportSnapshot
-from annotation.services import import_samples, start_export
+from annotation.models import ExportSnapshot, FinalLabel, ImportBatch, Sample
+from annotation.services import export_dataset, import_samples, start_export, start_import_batch
 from core.jobs import cancel_job, start_job
 from core.models import JobStatus
 from jury.models import Juror, JuryJob, JuryVerdict
@@ -85,6 +85,19 @@ class Stack:
         os.killpg(self.worker.pid, signal.SIGKILL)
         self.worker.wait()
 
+    def kill_in_the_middle(self, model, pk, kill: str, *, after: int = 0) -> None:
+        """Waits until the job has done more than ``after``, freezes the worker (SIGSTOP), checks the
+        job is still unfinished, then kills the pool process or the whole worker (and starts a new one)."""
+        wait_for(running(model, pk, after=after), f"{model.__name__} {pk} to be under way")
+        os.killpg(self.worker.pid, signal.SIGSTOP)
+        assert not model.objects.get(pk=pk).finished, "the job finished before the kill: make it bigger"
+        if kill == "pool process":
+            self.kill_pool_process()
+            os.killpg(self.worker.pid, signal.SIGCONT)
+        else:
+            self.kill_worker()
+            self.start_worker()
+
     def stop(self) -> None:
         for process in (self.worker, self.supervisor):
             if process is not None and process.poll() is None:
@@ -150,7 +163,10 @@ def finished(model, pk):
     return lambda: (job := model.objects.get(pk=pk)).finished and job
 
 
-@pytest.mark.parametrize("kill", ["pool process", "whole worker"])
+KILLS = ["pool process", "whole worker"]
+
+
+@pytest.mark.parametrize("kill", KILLS)
 def test_a_jury_job_survives_its_worker_being_killed(many_samples, server, django_user_model, stack, kill):
     project = many_samples
     server.script.update(mode="slow", delay=0.05, answer='{"User Safety": "safe", "Response Safety": "safe"}')
@@ -162,16 +178,105 @@ def test_a_jury_job_survives_its_worker_being_killed(many_samples, server, djang
     stack.start_worker()
     job = start_jury_job(project, by=boss)
     start_job(job)
-    wait_for(running(JuryJob, job.pk, after=10), "the jury job to be under way")
-    if kill == "pool process":
-        stack.kill_pool_process()
-    else:
-        stack.kill_worker()
-        stack.start_worker()
+    stack.kill_in_the_middle(JuryJob, job.pk, kill, after=10)
     job = wait_for(finished(JuryJob, job.pk), "the jury job to finish", timeout=240)
     assert (job.status, job.done, job.total) == (JobStatus.SUCCEEDED, 300, 300), job.error
     assert job.attempts >= 2
     assert JuryVerdict.objects.filter(sample__project=project).count() == 600  # 2 jurors × 300, none twice
+    assert FinalLabel.objects.filter(sample__project=project).count() == 300
+
+
+def big_file(tmp_path, rows: int) -> Path:
+    path = tmp_path / "big.jsonl"
+    with path.open("w", encoding="utf-8") as stream:
+        for i in range(rows):
+            row = {"id": f"b{i}", "prompt": f"question {i}?", "response": f"answer {i} " * 10,
+                   "prompt_label": "safe", "response_label": "safe"}  # fmt: skip
+            stream.write(json.dumps(row) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kill", KILLS)
+def test_an_import_survives_its_worker_being_killed(project, stack, tmp_path, kill):
+    path = big_file(tmp_path, 60_000)
+    stack.start_supervisor()
+    stack.start_worker()
+    batch = start_import_batch(project, adapter="aegis2", filename=path.name, stored_path=str(path))
+    start_job(batch)
+    stack.kill_in_the_middle(ImportBatch, batch.pk, kill)
+    batch = wait_for(finished(ImportBatch, batch.pk), "the import to finish", timeout=300)
+    assert (batch.status, batch.rows_read, batch.created_count) == (JobStatus.SUCCEEDED, 60_000, 60_000), batch.error
+    assert batch.attempts >= 2
+    assert Sample.objects.filter(project=project).count() == 60_000  # all or nothing: none twice, none lost
+
+
+@pytest.mark.parametrize("kill", KILLS)
+def test_an_export_survives_its_worker_being_killed(project, stack, tmp_path, kill):
+    import_samples(project, big_file(tmp_path, 60_000), adapter="aegis2")
+    stack.start_supervisor()
+    stack.start_worker()
+    snapshot = start_export(project, formats=["jsonl"], split_ratios={"train": 1.0})
+    start_job(snapshot)
+    stack.kill_in_the_middle(ExportSnapshot, snapshot.pk, kill)
+    snapshot = wait_for(finished(ExportSnapshot, snapshot.pk), "the export to finish", timeout=300)
+    assert snapshot.status == JobStatus.SUCCEEDED and snapshot.attempts >= 2, snapshot.error
+    folder = Path(snapshot.directory)
+    ids = [json.loads(line)["id"] for line in (folder / "train.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 60_000
+    assert set(ids) == set(Sample.objects.filter(project=project).values_list("uid", flat=True))
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+@pytest.mark.parametrize("kill", KILLS)
+def test_a_training_run_survives_its_worker_being_killed(project, stack, tmp_path, django_user_model, kill):
+    from tests.training.conftest import ROWS
+    from training.models import GuardModel, TrainingRun
+    from training.services import build_blend, start_training_run
+
+    path = tmp_path / "aegis.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    import_samples(project, path, adapter="aegis2")
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    export = export_dataset(project, formats=["jsonl"], split_ratios={"train": 1.0})
+    blend = build_blend(export, by=boss, options={"shuffle_probability": 0, "drop_probability": 0})
+    config = {"max_steps": 40, "batch_size": 2, "max_length": 32, "save_steps": 5}
+    run = start_training_run(blend, by=boss, kind="minilm", config=config)
+    stack.start_supervisor()
+    stack.start_worker()
+    start_job(run)
+    stack.kill_in_the_middle(TrainingRun, run.pk, kill, after=7)  # checkpoint-5 is on disk
+    run = wait_for(finished(TrainingRun, run.pk), "the training run to finish", timeout=400)
+    assert (run.status, run.done, run.total) == (JobStatus.SUCCEEDED, 80, 80), run.error
+    assert run.attempts >= 2
+    assert GuardModel.objects.filter(run=run).count() == 1
+    assert all(task["steps"] == 40 for task in run.metrics.values())
+
+
+@pytest.mark.parametrize("kill", KILLS)
+def test_an_evaluation_run_survives_its_worker_being_killed(project, stack, guard_server, django_user_model, kill):
+    from evaluation.models import EvaluationRun
+    from evaluation.services import start_evaluation_run
+
+    guard_server.script["delays"] = {"slow-guard": 0.05}
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    guard = {"endpoint": guard_server.url, "model": "slow-guard", "prompt_format": "nemoguard",
+             "options": {"concurrency": 4}}  # fmt: skip
+    run = start_evaluation_run(
+        by=boss, guards=[guard], benchmarks=["xstest_prompts", "simple_safety_tests"], options={"bootstrap": 0}
+    )
+    stack.start_supervisor()
+    stack.start_worker()
+    start_job(run)
+    stack.kill_in_the_middle(EvaluationRun, run.pk, kill)
+    run = wait_for(finished(EvaluationRun, run.pk), "the evaluation run to finish", timeout=300)
+    assert (run.status, run.done, run.total) == (JobStatus.SUCCEEDED, 550, 550), run.error
+    assert run.attempts >= 2
+    cells = run.results["cells"]
+    assert sorted(cell["benchmark"] for cell in cells) == sorted(b["label"] for b in run.benchmarks)
+    for cell in cells:
+        lines = (Path(run.directory) / cell["predictions"]).read_text().splitlines()
+        assert len(lines) == len({json.loads(line)["uid"] for line in lines}) == cell["n"]
+    assert not [p for p in Path(run.directory).rglob(".*")]  # no temporary file left
 
 
 def test_a_job_asked_for_while_redis_is_down_runs_once_it_is_back(many_samples, stack):
@@ -199,3 +304,27 @@ def test_cancelling_an_orphaned_job_ends_it_at_once(many_samples, server, django
     stack.kill_worker()
     cancel_job(job)
     assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+
+
+def test_a_job_whose_database_connections_are_dropped_resumes(many_samples, server, django_user_model, stack):
+    """PostgreSQL ends every connection of the worker in the middle of a jury job: the task gives the job
+    back and retries from its last stored batch; no verdict is duplicated or lost."""
+    project = many_samples
+    server.script.update(mode="slow", delay=0.05, answer='{"User Safety": "safe", "Response Safety": "safe"}')
+    host, port = server.server_address
+    Juror.objects.create(project=project, name="a", model="a", base_url=f"http://{host}:{port}/v1", concurrency=4)
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    stack.start_worker()
+    job = start_jury_job(project, by=boss)
+    start_job(job)
+    wait_for(running(JuryJob, job.pk, after=10), "the jury job to be under way")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+    job = wait_for(finished(JuryJob, job.pk), "the jury job to finish", timeout=240)
+    assert (job.status, job.done, job.total) == (JobStatus.SUCCEEDED, 300, 300), job.error
+    assert JuryVerdict.objects.filter(sample__project=project).count() == 300
+    assert FinalLabel.objects.filter(sample__project=project).count() == 300
