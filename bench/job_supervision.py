@@ -8,9 +8,9 @@ Needs PostgreSQL (the database is created if missing, then migrated and filled) 
 one pool process), celery beat with the supervisor, and a stand-in OpenAI-compatible juror server
 (the jury's stand-in, answering after a fixed latency). It imports the samples, starts one jury job
 and, ``--kills`` times, waits a random 2-10 s and SIGKILLs either the worker's pool process or the
-whole worker (then starts a new one). Prints: jobs finished, verdicts stored against those
-expected, verdicts duplicated (must be 0), final labels duplicated, and the time from each kill to
-the job running again (p50/p95): a new process holding it.
+whole worker (then starts a new one), the first once the job has stored answers. Prints: jobs
+finished, verdicts stored against those expected, verdicts duplicated (must be 0), final labels
+duplicated, and the time from each kill to the job running again (p50/p95): a new process holding it.
 """
 
 import argparse
@@ -137,6 +137,8 @@ def main() -> None:
         job = start_jury_job(project, by=boss)
         start_job(job)
         started = time.perf_counter()
+        while not JuryJob.objects.filter(pk=job.pk, status="running", done__gt=0).exists():
+            time.sleep(0.1)
         resumes: list[float] = []
         for kill in range(args.kills):
             time.sleep(rng.uniform(2, 10))
