@@ -82,8 +82,11 @@ class Stack:
             child.send_signal(signal.SIGKILL)
 
     def kill_worker(self) -> None:
+        """SIGKILL to the whole worker (its process group); returns once every process of it is dead."""
+        processes = [psutil.Process(self.worker.pid), *psutil.Process(self.worker.pid).children(recursive=True)]
         os.killpg(self.worker.pid, signal.SIGKILL)
         self.worker.wait()
+        wait_for(lambda: not any(_alive(process) for process in processes), "the killed worker's processes to end")
 
     def kill_in_the_middle(self, model, pk, kill: str, *, after: int = 0) -> None:
         """Waits until the job has done more than ``after``, freezes the worker (SIGSTOP), checks the
@@ -105,6 +108,13 @@ class Stack:
                 process.wait()
         if self.redis is not None and self.redis.poll() is None:
             self.stop_redis()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _answers(port: int) -> bool:
