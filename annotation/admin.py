@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from config.celery import queue_after_commit
+from core.jobs import start_job
 
 from . import services
 from .importing.adapters import ADAPTERS
@@ -25,7 +25,6 @@ from .models import (
     ReviewItem,
     Sample,
 )
-from .tasks import export_snapshot_task, import_batch_task
 
 
 class ImportForm(forms.Form):
@@ -83,7 +82,7 @@ class ProjectAdmin(admin.ModelAdmin):
                     source_name=form.cleaned_data["source_name"] or None,
                     created_by=request.user,
                 )
-                queue_after_commit(import_batch_task, batch, "default")
+                start_job(batch)
             self.message_user(
                 request, f"Import {batch.pk} of {stored.name} started; see Import batches.", messages.SUCCESS
             )
@@ -102,7 +101,7 @@ class ProjectAdmin(admin.ModelAdmin):
         for project in queryset:
             with transaction.atomic():
                 snapshot = services.start_export(project, profile=profile, created_by=request.user)
-                queue_after_commit(export_snapshot_task, snapshot, "default")
+                start_job(snapshot)
             self.message_user(request, f"Export {snapshot.pk} ({profile}) of {project} started.", messages.SUCCESS)
 
     @admin.action(description="Export in the Aegis 2.0 release layout (JSON arrays, refusals apart)")

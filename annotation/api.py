@@ -10,11 +10,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from config.celery import queue_after_commit
+from core.jobs import start_job
 from taxonomy.api import IsAdminOrReadOnly
 
 from . import browse, selectors, services
-from .models import ExportSnapshot, ImportBatch, JobStatus, Project
+from .models import ExportSnapshot, ImportBatch, Project
 from .permissions import require_admin
 from .serializers import (
     ExportRequestSerializer,
@@ -24,7 +24,6 @@ from .serializers import (
     ProjectSerializer,
     SampleSerializer,
 )
-from .tasks import export_snapshot_task, import_batch_task
 
 
 class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -90,7 +89,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 source_name=data.get("source_name"),
                 created_by=request.user,
             )
-            queue_after_commit(import_batch_task, batch, "default")
+            start_job(batch)
         batch.refresh_from_db()
         return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
@@ -105,7 +104,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         try:
             with transaction.atomic():
                 snapshot = services.start_export(project, created_by=request.user, **serializer.validated_data)
-                queue_after_commit(export_snapshot_task, snapshot, "default")
+                start_job(snapshot)
         except ValueError as error:
             raise ValidationError({"detail": str(error)}) from None
         snapshot.refresh_from_db()
@@ -120,6 +119,13 @@ class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
             return ImportBatch.objects.none()
         return ImportBatch.objects.filter(project__in=selectors.administered_projects(self.request.user))
 
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stops the import between chunks (nothing of its file is stored); one not started ends at once."""
+        batch = self.get_object()
+        services.cancel_import_batch(batch)
+        return Response(ImportBatchSerializer(batch).data)
+
 
 class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ExportSnapshotSerializer
@@ -129,11 +135,18 @@ class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
             return ExportSnapshot.objects.none()
         return ExportSnapshot.objects.filter(project__in=selectors.administered_projects(self.request.user))
 
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stops the export between rows (its temporary folder is removed); one not started ends at once."""
+        snapshot = self.get_object()
+        services.cancel_export(snapshot)
+        return Response(ExportSnapshotSerializer(snapshot).data)
+
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.-]+)")
     def files(self, request, pk=None, name=None):
         snapshot = self.get_object()
         listed = set((snapshot.manifest or {}).get("files", {})) | {"manifest.json"}
-        if snapshot.status != JobStatus.SUCCEEDED or name not in listed:
+        if not snapshot.succeeded or name not in listed:
             raise Http404(f"no file {name!r} in export {snapshot.pk}")
         path = Path(snapshot.directory) / name
         return FileResponse(path.open("rb"), as_attachment=True, filename=name)

@@ -1,18 +1,17 @@
-"""Starting import and export jobs from the pages: record the job, then queue its task once the
-transaction commits. The one place the console starts jobs, so a job kernel can replace it."""
+"""Starting import and export jobs from the console's pages: record the job, which the job kernel
+dispatches once the transaction commits."""
 
 from pathlib import Path
 
 from django.db import transaction
 
-from config.celery import queue_after_commit
+from core.jobs import start_job
 
 from . import services
 from .importing.detect import detect_adapter
 from .importing.errors import ImportDataError
 from .models import ExportSnapshot, ImportBatch, Project
 from .permissions import require_admin
-from .tasks import export_snapshot_task, import_batch_task
 
 DETECT = "detect"
 
@@ -37,7 +36,7 @@ def launch_import(project: Project, *, file, adapter: str, source_name: str = ""
             source_name=source_name or None,
             created_by=by,
         )
-        queue_after_commit(import_batch_task, batch, "default")
+        start_job(batch)
     batch.refresh_from_db()
     return batch
 
@@ -47,7 +46,7 @@ def launch_export(project: Project, *, by, **options) -> ExportSnapshot:
     require_admin(by, project)
     with transaction.atomic():
         snapshot = services.start_export(project, created_by=by, **options)
-        queue_after_commit(export_snapshot_task, snapshot, "default")
+        start_job(snapshot)
     snapshot.refresh_from_db()
     return snapshot
 

@@ -1,8 +1,12 @@
 """Projects, samples, annotations, final labels, imports and export snapshots."""
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 
+from core.files import temporaries_of
+from core.models import Job, JobStatus  # noqa: F401  (JobStatus: where the apps have always found it)
 from taxonomy.models import Taxonomy
 
 from .labels import LabelSource, NeedsCautionPolicy, RefusalLabel, SafetyLabel
@@ -37,54 +41,23 @@ class Project(models.Model):
         return self.name
 
 
-class JobStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-class CancellableJob(models.Model):
-    """What every long job records beside its own progress: status, a cancel request, the error,
-    who started it and when."""
-
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
-    cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        abstract = True
-        ordering = ["-created_at"]
-
-
-class ImportBatch(models.Model):
-    """One import of one file into a project: its outcome, counts and error."""
+class ImportBatch(Job):
+    """One import of one file into a project, all or nothing: its outcome, counts and error;
+    ``done`` counts the rows read so far."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
     adapter = models.CharField(max_length=40)
     source_name = models.CharField(max_length=120)
     filename = models.CharField(max_length=500)
     stored_path = models.CharField(max_length=1000, blank=True, help_text="Uploaded copy, if any.")
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     rows_read = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0, help_text="Rows repeating an earlier row.")
     existing_count = models.PositiveIntegerField(default=0, help_text="Rows already in the project.")
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    task_name = "annotation.import_batch"
+
+    class Meta(Job.Meta):
         verbose_name_plural = "import batches"
 
 
@@ -166,27 +139,22 @@ class ExportProfile(models.TextChoices):
     RAW = "raw", "Raw: every sample, labelled or not, for other tools"
 
 
-class ExportSnapshot(models.Model):
+class ExportSnapshot(Job):
     """One export of a project: a folder of split files, a dataset card and a manifest under MEDIA_ROOT."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
     profile = models.CharField(max_length=10, choices=ExportProfile.choices, default=ExportProfile.DEFAULT)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     formats = models.JSONField(default=list)
     split_ratios = models.JSONField(default=dict)
     split_seed = models.CharField(max_length=80, default="aegis")
     filters = models.JSONField(default=dict, blank=True)
     directory = models.CharField(max_length=500, blank=True, help_text="Relative to MEDIA_ROOT.")
     manifest = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    task_name = "annotation.export_snapshot"
+
+    def leftover_paths(self) -> list[Path]:
+        return temporaries_of(Path(self.directory)) if self.directory else []
 
 
 class ProjectRole(models.TextChoices):
@@ -309,19 +277,14 @@ class ReviewItem(models.Model):
         indexes = [models.Index(fields=["resolved_at", "created_at"], name="review_item_open")]
 
 
-class AgreementReport(models.Model):
+class AgreementReport(Job):
     """A computed agreement report, reused while the project's labels stay as they were."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_reports")
     labels_fingerprint = models.CharField(max_length=100)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     report = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    task_name = "annotation.agreement_report"
 
 
 class QACheck(models.Model):

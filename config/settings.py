@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "taxonomy",
     "annotation",
     "jury",
@@ -104,6 +105,7 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'aegis.sqlite3'}",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,  # a connection the server dropped is replaced, not answered with a 500
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -161,7 +163,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "annotation.models.JobStatus",
+        "JobStatusEnum": "core.models.JobStatus",
         "GenerationKindEnum": "jury.models.GenerationKind",
         "TrainerKindEnum": "training.models.TrainerKind",
     },
@@ -186,6 +188,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # after the visibility timeout, so it must outlast the longest training run (12 h by default).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("AEGIS_TASK_VISIBILITY_TIMEOUT", 43200))}
 CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+
+# Job supervision (README "When something fails"): a worker writes each running job's heartbeat every
+# AEGIS_JOB_HEARTBEAT_SECONDS; celery beat runs the supervisor every AEGIS_SUPERVISE_SECONDS on the
+# "supervise" queue; a heartbeat older than AEGIS_JOB_STALE_SECONDS means the worker is gone and the
+# job is queued again (at most AEGIS_JOB_MAX_ATTEMPTS attempts); a pending job no worker took within
+# AEGIS_JOB_DISPATCH_WINDOW seconds is sent again.
+AEGIS_JOB_HEARTBEAT_SECONDS = float(os.environ.get("AEGIS_JOB_HEARTBEAT_SECONDS", 10))
+AEGIS_JOB_STALE_SECONDS = float(os.environ.get("AEGIS_JOB_STALE_SECONDS", 60))
+AEGIS_JOB_MAX_ATTEMPTS = int(os.environ.get("AEGIS_JOB_MAX_ATTEMPTS", 3))
+AEGIS_JOB_DISPATCH_WINDOW = float(os.environ.get("AEGIS_JOB_DISPATCH_WINDOW", 300))
+AEGIS_SUPERVISE_SECONDS = float(os.environ.get("AEGIS_SUPERVISE_SECONDS", 30))
+CELERY_TASK_ROUTES = {"core.supervise_jobs": {"queue": "supervise"}}
+CELERY_BEAT_SCHEDULE = {
+    "supervise-jobs": {
+        "task": "core.supervise_jobs",
+        "schedule": AEGIS_SUPERVISE_SECONDS,
+        "options": {"expires": AEGIS_SUPERVISE_SECONDS},
+    }
+}
 
 # Public data sets used by the demo, tests and benchmarks (never copied into the repo).
 AEGIS_SHARED_DATA = Path(os.environ.get("AEGIS_SHARED_DATA", BASE_DIR.parent / "shared" / "data"))

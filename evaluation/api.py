@@ -11,12 +11,11 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from config.celery import queue_after_commit
+from core.jobs import start_job
 
 from . import reports, selectors, services
 from .benchmarks import BENCHMARKS
 from .models import EvaluationRun
-from .tasks import run_evaluation_task
 
 
 class EvaluationRunSerializer(serializers.ModelSerializer):
@@ -64,7 +63,7 @@ def start_run(user, **data) -> EvaluationRun:
     try:
         with transaction.atomic():
             run = services.start_evaluation_run(by=user, **data)
-            queue_after_commit(run_evaluation_task, run, services.evaluation_queue(run))
+            start_job(run)
     except services.EvaluationError as error:
         raise ValidationError({"detail": str(error)}) from None
     return run

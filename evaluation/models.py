@@ -1,11 +1,15 @@
 """Evaluation runs: guards scored on benchmarks, one cell per guard × benchmark."""
 
+from pathlib import Path
+
 from django.db import models
 
-from annotation.models import CancellableJob, Project
+from annotation.models import Project
+from core.files import temporaries_under
+from core.models import Job
 
 
-class EvaluationRun(CancellableJob):
+class EvaluationRun(Job):
     """Guards × benchmarks with pinned options; progress is readable while it runs.
 
     ``guards``: the guard specs as resolved at start, in row order, each with its row ``name``
@@ -27,17 +31,24 @@ class EvaluationRun(CancellableJob):
     guard_models = models.ManyToManyField("training.GuardModel", blank=True, related_name="evaluation_runs")
     benchmarks = models.JSONField(default=list)
     options = models.JSONField(default=dict)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
     results = models.JSONField(default=dict, blank=True)
     directory = models.CharField(max_length=500, blank=True, help_text="Predictions, reports and plots.")
-    started_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    task_name = "evaluation.run"
+
+    class Meta(Job.Meta):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
         return self.name or f"evaluation {self.pk}"
+
+    def task_queue(self) -> str:
+        from .services import evaluation_queue
+
+        return evaluation_queue(self)
+
+    def leftover_paths(self) -> list[Path]:
+        return temporaries_under(Path(self.directory)) if self.directory else []
 
     @property
     def guard_names(self) -> list[str]:

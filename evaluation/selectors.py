@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
-from annotation.models import ExportSnapshot, JobStatus
+from annotation.models import ExportSnapshot
 from annotation.selectors import administered_projects
 
 from .benchmarks import Benchmark, default_data_root, get_benchmark, shipped_benchmarks
@@ -45,7 +45,7 @@ def require_run_access(user, run: EvaluationRun) -> None:
 def evaluable_exports(user) -> QuerySet[ExportSnapshot]:
     """Finished exports of the projects the user administers (their test splits are benchmarks)."""
     return (
-        ExportSnapshot.objects.filter(project__in=administered_projects(user), status=JobStatus.SUCCEEDED)
+        ExportSnapshot.objects.filter(project__in=administered_projects(user)).succeeded()
         .select_related("project")
         .order_by("-pk")
     )

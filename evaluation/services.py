@@ -4,9 +4,7 @@ after a worker died), and their predictions, reports and plots written under MED
 
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -23,8 +21,10 @@ from django.utils.text import slugify
 
 from annotation.exporting import file_digest
 from annotation.importing.errors import ImportDataError
-from annotation.models import ExportSnapshot, JobStatus
+from annotation.models import ExportSnapshot
 from annotation.permissions import require_admin
+from core.files import atomic_file
+from core.jobs import CONNECTION_LOST, JobCancelled, JobLost, JobRun, cancel_job
 
 from . import reports
 from .benchmarks import BENCHMARKS, Benchmark, BenchmarkItem, get_benchmark
@@ -233,7 +233,7 @@ def _resolve_benchmark(spec: Any, by, resolved: _Resolved) -> dict:
             raise EvaluationError(f"benchmark {name}: no export snapshot {spec['export']!r}")
         if by is not None:
             require_admin(by, export.project)
-        if export.status != JobStatus.SUCCEEDED:
+        if not export.succeeded:
             raise EvaluationError(f"export {export.pk} is {export.status}: only a finished export can be evaluated on")
         resolved.projects.append(export.project)
         part = name.removeprefix("export_")
@@ -295,10 +295,7 @@ def cancel_evaluation_run(run: EvaluationRun, *, by) -> None:
     """Asks a running run to stop between chunks; a run no worker has taken yet ends at once."""
     if by is not None:
         require_run_access(by, run)
-    EvaluationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    EvaluationRun.objects.filter(pk=run.pk, status=JobStatus.PENDING).update(
-        status=JobStatus.CANCELLED, finished_at=timezone.now()
-    )
+    cancel_job(run)
 
 
 # --- runners -------------------------------------------------------------------------------------
@@ -468,37 +465,19 @@ def _category_results(column: Column, runner: GuardRunner, predictions: list[Pre
     return result
 
 
-def _write_atomically(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write_predictions(path: Path, items: list[BenchmarkItem], predictions: list[Prediction]) -> None:
-    def write(stream) -> None:
+    with atomic_file(path) as stream:
         for item, prediction in zip(items, predictions):
             row = {"uid": item.uid, "gold": item.label, "label": prediction.label, "score": prediction.score,
                    "categories": list(prediction.categories), "error": prediction.error}  # fmt: skip
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    _write_atomically(path, write)
 
 
 class _Stopped(Exception):
     """Cancelled in the middle of a cell."""
 
 
-def _cancelled(run: EvaluationRun) -> bool:
-    return EvaluationRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
-
-
-def _predict(run: EvaluationRun, runner: GuardRunner, column: Column) -> list[Prediction]:
+def _predict(run: EvaluationRun, runner: GuardRunner, column: Column, job_run: JobRun) -> list[Prediction]:
     """The runner's predictions for the column's items, asked chunk by chunk (progress stored,
     cancellation checked between chunks). A runner that reads a whole benchmark file (prediction
     files) is asked once for every item, and its predictions for the chosen items are kept."""
@@ -511,7 +490,7 @@ def _predict(run: EvaluationRun, runner: GuardRunner, column: Column) -> list[Pr
     predictions: list[Prediction] = []
     size = getattr(runner, "chunk_size", CHUNK)
     for start in range(0, len(column.items), size):
-        if start and _cancelled(run):
+        if start and job_run.cancel_requested():
             raise _Stopped
         chunk = column.items[start : start + size]
         answered = runner.predict(chunk, task)
@@ -538,7 +517,9 @@ def _close_runners(runners: dict[str, GuardRunner]) -> None:
         close_runner(runners.popitem()[1])
 
 
-def _cell(run: EvaluationRun, spec: dict, column: Column, folder: Path, runners: dict[str, GuardRunner]) -> dict:
+def _cell(
+    job_run: JobRun, spec: dict, column: Column, folder: Path, runners: dict[str, GuardRunner]
+) -> dict:
     """One guard × benchmark: predictions, scores, per-category results, or the error."""
     cell: dict[str, Any] = {
         "guard": spec["name"],
@@ -553,11 +534,12 @@ def _cell(run: EvaluationRun, spec: dict, column: Column, folder: Path, runners:
     if column.error:
         cell["error"] = f"the benchmark could not be read: {column.error}"
         return cell
+    run = job_run.job
     options = run.options
     started = time.perf_counter()
     try:
         runner = _runner_for(spec, options, column.benchmark.name, runners)
-        predictions = _predict(run, runner, column)
+        predictions = _predict(run, runner, column, job_run)
         seconds = time.perf_counter() - started
         scored = any(p.score is not None for p in predictions)
         result = score_predictions(
@@ -579,7 +561,7 @@ def _cell(run: EvaluationRun, spec: dict, column: Column, folder: Path, runners:
             predictions=str(relative),
             scored=scored,
         )
-    except _Stopped:
+    except (_Stopped, JobLost, *CONNECTION_LOST):
         raise
     except UnsupportedTask as error:
         cell.update(error=str(error), unsupported=True)
@@ -593,16 +575,13 @@ def run_evaluation(run: EvaluationRun, *, on_cell: Callable[[dict], None] | None
     """Runs every guard × benchmark cell not yet in the results (a redelivered task resumes),
     guard by guard so that each model loads once; stops between chunks when cancelled; then
     writes the reports and plots. ``on_cell`` is told of each finished cell (the command prints)."""
-    run.refresh_from_db()
-    if run.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED, JobStatus.FAILED):
-        return run
-    folder = Path(run.directory) if run.directory else _media("evaluations", f"{run.pk}-{uuid.uuid4().hex[:8]}")
-    folder.mkdir(parents=True, exist_ok=True)
-    EvaluationRun.objects.filter(pk=run.pk).update(
-        status=JobStatus.RUNNING, started_at=run.started_at or timezone.now(), directory=str(folder), error=""
-    )
-    run.refresh_from_db()
-    try:
+    with JobRun(run, swallow=(Exception,)) as job_run:
+        if not job_run.claimed:
+            return run
+        folder = Path(run.directory) if run.directory else _media("evaluations", f"{run.pk}-{uuid.uuid4().hex[:8]}")
+        folder.mkdir(parents=True, exist_ok=True)
+        EvaluationRun.objects.filter(pk=run.pk).update(directory=str(folder))
+        run.refresh_from_db()
         columns = [_load_column(spec, run.options) for spec in run.benchmarks]
         results = dict(run.results or {})
         results["benchmarks"] = [column.info for column in columns]
@@ -619,9 +598,9 @@ def run_evaluation(run: EvaluationRun, *, on_cell: Callable[[dict], None] | None
                 for column in columns:
                     if (spec["name"], column.label) in finished:
                         continue
-                    if _cancelled(run):
+                    if job_run.cancel_requested():
                         raise _Stopped
-                    cell = _cell(run, spec, column, folder, runners)
+                    cell = _cell(job_run, spec, column, folder, runners)
                     cells.append(cell)
                     done += len(column.items)
                     EvaluationRun.objects.filter(pk=run.pk).update(done=done, results=results)
@@ -634,22 +613,14 @@ def run_evaluation(run: EvaluationRun, *, on_cell: Callable[[dict], None] | None
             _close_runners(runners)
         run.refresh_from_db()
         _write_outputs(run, folder)
-    except Exception as error:
-        logger.exception("evaluation run %s failed", run.pk)
-        EvaluationRun.objects.filter(pk=run.pk).update(
-            status=JobStatus.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
-        )
-        run.refresh_from_db()
-        return run
-    answered = [cell for cell in cells if cell["result"] is not None]
-    status = JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED if answered else JobStatus.FAILED
-    error = (
-        ""
-        if answered or cancelled
-        else "no guard × benchmark cell could be scored: "
-        + "; ".join(sorted({cell["error"] for cell in cells if cell["error"]}))[:2000]
-    )
-    EvaluationRun.objects.filter(pk=run.pk).update(status=status, error=error, finished_at=timezone.now())
+        answered = [cell for cell in cells if cell["result"] is not None]
+        if cancelled:
+            raise JobCancelled
+        if not answered:
+            job_run.fail(
+                "no guard × benchmark cell could be scored: "
+                + "; ".join(sorted({cell["error"] for cell in cells if cell["error"]}))[:2000]
+            )
     run.refresh_from_db()
     return run
 
@@ -667,7 +638,8 @@ def _write_outputs(run: EvaluationRun, folder: Path) -> None:
         "report.json": reports.to_json(table),
     }
     for name, text in files.items():
-        _write_atomically(folder / name, lambda stream, text=text: stream.write(text))
+        with atomic_file(folder / name) as stream:
+            stream.write(text)
     results = dict(run.results or {})
     plots: list[str] = []
     if run.options.get("plots", True):
@@ -691,6 +663,7 @@ def _write_outputs(run: EvaluationRun, folder: Path) -> None:
         },
         "written_at": timezone.now().isoformat(),
     }
-    _write_atomically(folder / "manifest.json", lambda stream: stream.write(json.dumps(manifest, indent=2)))
+    with atomic_file(folder / "manifest.json") as stream:
+        stream.write(json.dumps(manifest, indent=2))
     EvaluationRun.objects.filter(pk=run.pk).update(results=results)
     run.refresh_from_db()

@@ -1,14 +1,14 @@
 """Celery tasks of evaluation (thin). Runs with an in-process causal LM go to the ``gpu`` queue,
 the rest (HTTP endpoints, the MiniLM CPU guard, prediction files) to ``default``
-(``services.evaluation_queue``)."""
+(``EvaluationRun.task_queue``)."""
 
-from celery import shared_task
+from core.tasks import job_task
 
 from .models import EvaluationRun
 from .services import run_evaluation
 
 
-@shared_task(name="evaluation.run", acks_late=True)
+@job_task("evaluation.run")
 def run_evaluation_task(run_id: int) -> int:
     """A redelivered task (the worker died) resumes: cells already scored are kept."""
     run_evaluation(EvaluationRun.objects.get(pk=run_id))

@@ -35,7 +35,7 @@ from annotation.selectors import project_exports, project_imports
 from annotation.services import add_member, create_project
 from annotation.services.members import change_member_role, remove_member
 from annotation.services.queueing import queue_matching_samples
-from jury.selectors import worker_notice
+from core.selectors import worker_notice
 
 from .console_forms import ExportForm, MemberForm, ProjectForm, UploadForm
 

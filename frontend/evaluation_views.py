@@ -10,10 +10,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from rest_framework.exceptions import ValidationError
 
+from core.selectors import worker_notice
 from evaluation import reports, selectors, services
 from evaluation.api import runs_to_compare, start_run
 from evaluation.models import EvaluationRun
-from jury.selectors import worker_notice
 from taxonomy.models import Taxonomy
 
 

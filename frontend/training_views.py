@@ -8,8 +8,8 @@ from rest_framework.exceptions import ValidationError
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
+from core.selectors import worker_notice
 from frontend.readable import settings_rows
-from jury.selectors import worker_notice
 from training.api import start_run
 from training.models import TrainerKind, TrainingRun
 from training.selectors import (

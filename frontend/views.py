@@ -7,21 +7,19 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 
 from annotation.labels import LabelError, SafetyLabel
-from annotation.models import AgreementReport, JobStatus, Project, ProjectRole
+from annotation.models import AgreementReport, Project, ProjectRole
 from annotation.permissions import project_roles, require_admin, require_role
 from annotation.selectors import project_dashboard, taxonomy_choices, user_projects
 from annotation.services import adjudicate
 from annotation.services.adjudication import REVIEW_REASONS, open_review_items, review_entries
 from annotation.services.qa import next_qa_item, record_qa_check
 from annotation.services.reports import current_agreement_report
-from annotation.tasks import agreement_report_task
-from config.celery import queue_after_commit
-from jury.backends import queue_for
+from core.jobs import start_job
+from core.selectors import worker_notice
 from jury.generation import REFUSAL_STRATEGIES, GenerationError, cancel_generation_job, start_generation_job
 from jury.models import GenerationJob, JurorBackend, JuryJob
-from jury.selectors import project_generation_jobs, project_jurors, project_jury_jobs, worker_notice
-from jury.services import JuryError, cancel_jury_job, jury_job_queue, start_jury_job
-from jury.tasks import run_generation_job_task, run_jury_job_task
+from jury.selectors import project_generation_jobs, project_jurors, project_jury_jobs
+from jury.services import JuryError, cancel_jury_job, start_jury_job
 
 
 @login_required
@@ -53,7 +51,7 @@ def agreement(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
     report, start = current_agreement_report(project, request.user)
     if start:
-        queue_after_commit(agreement_report_task, report, "default")
+        start_job(report)
         report.refresh_from_db()
     fields = (report.report or {}).get("fields", {})
     context = {
@@ -61,7 +59,7 @@ def agreement(request, pk: int):
         "record": report,
         "report": report.report,
         "fields": fields,
-        "ready": report.status == JobStatus.SUCCEEDED,
+        "ready": report.succeeded,
     }
     return render(request, "frontend/agreement.html", context)
 
@@ -72,7 +70,7 @@ def agreement_plot(request, pk: int, report_id: int, name: str, field: str = "pr
 
     project = get_object_or_404(Project, pk=pk)
     require_role(request.user, project, ProjectRole.ADMIN, ProjectRole.REVIEWER)
-    record = get_object_or_404(AgreementReport, pk=report_id, project=project, status=JobStatus.SUCCEEDED)
+    record = get_object_or_404(AgreementReport.objects.succeeded(), pk=report_id, project=project)
     if name not in PLOTS or (name != "categories" and field not in record.report["fields"]):
         raise Http404("no such plot")
     return HttpResponse(PLOTS[name](record.report, field), content_type="image/png")
@@ -164,7 +162,7 @@ def _start_generation(request, project: Project) -> None:
             strategies=form.getlist("strategies"),
             limit=int(limit) if limit.isdigit() else None,
         )
-        queue_after_commit(run_generation_job_task, job, queue_for(job.backend))
+        start_job(job)
 
 
 def _handle_jobs_form(request, project: Project) -> None:
@@ -179,7 +177,7 @@ def _handle_jobs_form(request, project: Project) -> None:
     else:
         with transaction.atomic():
             job = start_jury_job(project, by=request.user, part=form.get("part", "response"))
-            queue_after_commit(run_jury_job_task, job, jury_job_queue(job))
+            start_job(job)
 
 
 @login_required

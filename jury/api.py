@@ -10,12 +10,10 @@ from rest_framework.response import Response
 
 from annotation.models import Project
 from annotation.permissions import require_admin
-from config.celery import queue_after_commit
+from core.jobs import start_job
 
 from . import generation, selectors, services
-from .backends import queue_for
 from .models import GenerationJob, JudgedPart, Juror, JuryJob
-from .tasks import run_generation_job_task, run_jury_job_task
 
 
 class JurorSerializer(serializers.ModelSerializer):
@@ -87,7 +85,7 @@ def jobs(request, pk: int):
         try:
             with transaction.atomic():
                 job = services.start_jury_job(project, by=request.user, **serializer.validated_data)
-                queue_after_commit(run_jury_job_task, job, services.jury_job_queue(job))
+                start_job(job)
         except services.JuryError as error:
             raise ValidationError({"detail": str(error)}) from None
         job.refresh_from_db()
@@ -165,7 +163,7 @@ def generation_jobs(request, pk: int):
         try:
             with transaction.atomic():
                 job = generation.start_generation_job(project, by=request.user, **serializer.validated_data)
-                queue_after_commit(run_generation_job_task, job, queue_for(job.backend))
+                start_job(job)
         except generation.GenerationError as error:
             raise ValidationError({"detail": str(error)}) from None
         job.refresh_from_db()

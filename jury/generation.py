@@ -12,12 +12,12 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.db.models.functions import Concat
-from django.utils import timezone
 
 from annotation.importing.records import SampleRecord
 from annotation.labels import LabelSource, SafetyLabel
-from annotation.models import FinalLabel, JobStatus, Project, Sample
+from annotation.models import FinalLabel, Project, Sample
 from annotation.permissions import require_admin
+from core.jobs import JobCancelled, JobRun, cancel_job
 from taxonomy.prompts import render_conversation
 
 from .backends import Backend, BackendError, Completion, make_backend
@@ -202,51 +202,49 @@ def store_generation_batch(
     GenerationJob.objects.filter(pk=job.pk).update(**updates)
 
 
-def _finish(job: GenerationJob, cancelled: bool) -> None:
+def _finish(run: JobRun, cancelled: bool) -> None:
     """Cancelled, succeeded, or failed when every text failed (say, the server is down)."""
-    job.refresh_from_db(fields=["done", "failed"])
-    status = JobStatus.SUCCEEDED
+    job = run.job
+    job.refresh_from_db(fields=["done", "failed", "error"])
     if cancelled:
-        status = JobStatus.CANCELLED
-    elif job.failed and not job.done:
-        status = JobStatus.FAILED
-    GenerationJob.objects.filter(pk=job.pk).update(status=status, finished_at=timezone.now())
+        raise JobCancelled
+    if job.failed and not job.done:
+        run.fail(job.error or "every text failed")
 
 
 def run_generation_job(job: GenerationJob) -> GenerationJob:
     """Generates batch by batch, asking for the next batch while storing the last; resumable
     (what is written drops out of the pending set) and cancellable between batches."""
-    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     pending = pending_for_generation(job.project, job.kind)
     backend: Backend | None = None
     try:
-        backend = make_backend(job.backend, job.model, base_url=job.base_url, concurrency=job.concurrency)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            asked: tuple[list[Sample], Future, int] | None = None
-            after, position = 0, job.done + job.failed
-            remaining = job.limit - job.done if job.limit is not None else None
-            batch_size = max(GENERATION_BATCH, job.concurrency)
-            while True:
-                cancelled = GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
-                size = batch_size if remaining is None else min(batch_size, remaining)
-                batch = [] if cancelled or size <= 0 else list(pending.filter(pk__gt=after)[:size])
-                asking = None
-                if batch:
-                    after = batch[-1].pk
-                    prompts = [_request(job, sample, position + i) for i, sample in enumerate(batch)]
-                    asking = (batch, pool.submit(backend.complete_many, prompts, max_tokens=job.max_tokens), position)
-                    position += len(batch)
-                    remaining = None if remaining is None else remaining - len(batch)
-                if asked is not None:
-                    store_generation_batch(job, asked[0], asked[1].result(), asked[2])
-                asked = asking
-                if asked is None:
-                    _finish(job, cancelled)
-                    break
-    except BackendError as error:
-        GenerationJob.objects.filter(pk=job.pk).update(
-            status=JobStatus.FAILED, error=str(error), finished_at=timezone.now()
-        )
+        with JobRun(job, swallow=(BackendError,), plain=(BackendError,)) as run:
+            if not run.claimed:
+                return job
+            backend = make_backend(job.backend, job.model, base_url=job.base_url, concurrency=job.concurrency)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                asked: tuple[list[Sample], Future, int] | None = None
+                after, position = 0, job.done + job.failed
+                remaining = job.limit - job.done if job.limit is not None else None
+                batch_size = max(GENERATION_BATCH, job.concurrency)
+                while True:
+                    cancelled = run.cancel_requested()
+                    size = batch_size if remaining is None else min(batch_size, remaining)
+                    batch = [] if cancelled or size <= 0 else list(pending.filter(pk__gt=after)[:size])
+                    asking = None
+                    if batch:
+                        after = batch[-1].pk
+                        prompts = [_request(job, sample, position + i) for i, sample in enumerate(batch)]
+                        future = pool.submit(backend.complete_many, prompts, max_tokens=job.max_tokens)
+                        asking = (batch, future, position)
+                        position += len(batch)
+                        remaining = None if remaining is None else remaining - len(batch)
+                    if asked is not None:
+                        store_generation_batch(job, asked[0], asked[1].result(), asked[2])
+                    asked = asking
+                    if asked is None:
+                        _finish(run, cancelled)
+                        break
     finally:
         if backend is not None:
             backend.close()
@@ -256,4 +254,4 @@ def run_generation_job(job: GenerationJob) -> GenerationJob:
 
 def cancel_generation_job(job: GenerationJob, *, by) -> None:
     require_admin(by, job.project)
-    GenerationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+    cancel_job(job)

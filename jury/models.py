@@ -2,7 +2,8 @@
 
 from django.db import models
 
-from annotation.models import CancellableJob, Project, Sample
+from annotation.models import Project, Sample
+from core.models import Job
 
 
 class JurorBackend(models.TextChoices):
@@ -70,18 +71,23 @@ class JuryVerdict(models.Model):
         return self.label is None
 
 
-class JuryJob(CancellableJob):
+class JuryJob(Job):
     """The jury labelling one part of a project's samples; progress is readable while it runs."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jury_jobs")
     part = models.CharField(max_length=10, choices=JudgedPart.choices, default=JudgedPart.RESPONSE)
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
     decided = models.PositiveIntegerField(default=0)
     sent_to_humans = models.PositiveIntegerField(default=0)
     min_category_votes = models.PositiveSmallIntegerField(
         default=2, help_text="A category is kept when at least this many jurors name it."
     )
+
+    task_name = "jury.run_job"
+
+    def task_queue(self) -> str:
+        from .services import jury_job_queue
+
+        return jury_job_queue(self)
 
 
 class GenerationKind(models.TextChoices):
@@ -89,7 +95,7 @@ class GenerationKind(models.TextChoices):
     REFUSAL = "refusal", "Refusals for unsafe prompts"
 
 
-class GenerationJob(CancellableJob):
+class GenerationJob(Job):
     """A model writing responses (attached to prompt-only samples) or refusals (new samples whose
     response is labelled safe with provenance ``refusal_data_augmentation``)."""
 
@@ -102,6 +108,11 @@ class GenerationJob(CancellableJob):
     concurrency = models.PositiveSmallIntegerField(default=8)
     strategies = models.JSONField(default=list, blank=True, help_text="Refusal strategies, used in turn.")
     limit = models.PositiveIntegerField(null=True, blank=True, help_text="At most this many samples.")
-    total = models.PositiveIntegerField(default=0)
-    done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+
+    task_name = "jury.run_generation_job"
+
+    def task_queue(self) -> str:
+        from .backends import queue_for
+
+        return queue_for(self.backend)

@@ -9,9 +9,10 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from annotation.labels import FINAL_LABEL_SOURCES, LabelSource
-from annotation.models import FinalLabel, JobStatus, Project, ReviewItem, Sample
+from annotation.models import FinalLabel, Project, ReviewItem, Sample
 from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
+from core.jobs import JobCancelled, JobRun, cancel_job
 from taxonomy.models import Taxonomy
 from taxonomy.prompts import (
     NEMOGUARD_ANSWER_SCHEMA,
@@ -276,10 +277,6 @@ def store_jury_batch(
     return pending
 
 
-def _finish(job: JuryJob, status: str, error: str = "") -> None:
-    JuryJob.objects.filter(pk=job.pk).update(status=status, error=error, finished_at=timezone.now())
-
-
 class UnreachableJurors:
     """Counts, per juror, the requests in a row that found no server; the job stops at
     ``AEGIS_JURY_MAX_UNREACHABLE`` rather than run on deciding nothing."""
@@ -333,49 +330,51 @@ def run_jury_job(job: JuryJob) -> JuryJob:
     while the next batch is being asked, so the database work hides behind the models' time."""
     project = job.project
     jurors = _jurors(project, job.part)
-    JuryJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
     index = CategoryIndex.for_taxonomy(project.taxonomy)
     backends: dict[int, Backend] = {}
     unreachable = UnreachableJurors()
     try:
-        backends.update({juror.pk: backend_for(juror) for juror in jurors})
-        taxonomy = Taxonomy.objects.prefetch_related("categories").get(pk=project.taxonomy_id)
-        batch_size = max(JOB_BATCH, *(juror.concurrency for juror in jurors))
-        with ThreadPoolExecutor(max_workers=len(jurors)) as pool:
-            asked: tuple[list[Sample], dict[Juror, Future]] | None = None
-            after = 0
-            while True:
-                cancelled = JuryJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
-                batch = [] if cancelled else list(_pending_samples(project, job.part, jurors, after)[:batch_size])
-                asking = None
-                if batch:
-                    after = batch[-1].pk
-                    asking = (
-                        batch,
-                        {
-                            juror: pool.submit(_ask, backends[juror.pk], juror, batch, job.part, taxonomy)
-                            for juror in jurors
-                        },
-                    )
-                if asked is not None:
-                    previous, futures = asked
-                    results = {juror: future.result() for juror, future in futures.items()}
-                    for juror, answers in results.items():
-                        unreachable.count(juror, answers)
-                    verdicts = {j: [_verdict_of(j, r, job.part, index) for r in rs] for j, rs in results.items()}
-                    unreachable.pending += len(store_jury_batch(job, previous, verdicts))
-                    if unreachable.stop_reason():
-                        if asking is not None:
-                            for future in asking[1].values():
-                                future.cancel()
-                        _finish(job, JobStatus.FAILED, unreachable.stop_reason())
+        with JobRun(job, swallow=(JuryError,), plain=(JuryError,)) as run:
+            if not run.claimed:
+                return job
+            backends.update({juror.pk: backend_for(juror) for juror in jurors})
+            taxonomy = Taxonomy.objects.prefetch_related("categories").get(pk=project.taxonomy_id)
+            batch_size = max(JOB_BATCH, *(juror.concurrency for juror in jurors))
+            with ThreadPoolExecutor(max_workers=len(jurors)) as pool:
+                asked: tuple[list[Sample], dict[Juror, Future]] | None = None
+                after = 0
+                while True:
+                    cancelled = run.cancel_requested()
+                    batch = [] if cancelled else list(_pending_samples(project, job.part, jurors, after)[:batch_size])
+                    asking = None
+                    if batch:
+                        after = batch[-1].pk
+                        asking = (
+                            batch,
+                            {
+                                juror: pool.submit(_ask, backends[juror.pk], juror, batch, job.part, taxonomy)
+                                for juror in jurors
+                            },
+                        )
+                    if asked is not None:
+                        previous, futures = asked
+                        results = {juror: future.result() for juror, future in futures.items()}
+                        for juror, answers in results.items():
+                            unreachable.count(juror, answers)
+                        verdicts = {j: [_verdict_of(j, r, job.part, index) for r in rs] for j, rs in results.items()}
+                        unreachable.pending += len(store_jury_batch(job, previous, verdicts))
+                        if unreachable.stop_reason():
+                            if asking is not None:
+                                for future in asking[1].values():
+                                    future.cancel()
+                            run.fail(unreachable.stop_reason())
+                            break
+                    asked = asking
+                    if asked is None:
+                        if cancelled:
+                            raise JobCancelled
+                        run.succeed(error=unreachable.note())
                         break
-                asked = asking
-                if asked is None:
-                    _finish(job, JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED, unreachable.note())
-                    break
-    except JuryError as error:
-        _finish(job, JobStatus.FAILED, str(error))
     finally:
         for backend in backends.values():
             backend.close()
@@ -393,4 +392,4 @@ def _ask(
 
 def cancel_jury_job(job: JuryJob, *, by) -> None:
     require_admin(by, job.project)
-    JuryJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+    cancel_job(job)

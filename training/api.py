@@ -10,12 +10,11 @@ from rest_framework.response import Response
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
-from config.celery import queue_after_commit
+from core.jobs import start_job
 
 from . import selectors, services
 from .blend import BlendError
 from .models import GuardModel, TrainerKind, TrainingRun
-from .tasks import run_training_task
 from .trainers.common import TrainingError
 
 
@@ -46,11 +45,12 @@ class TrainSerializer(serializers.Serializer):
 
 
 def start_run(export: ExportSnapshot, user, **options) -> TrainingRun:
-    """Builds the blend, records the run and queues it once the transaction commits."""
+    """Records the blend and the run; once the transaction commits a worker builds the blend, then
+    trains on it."""
     try:
         with transaction.atomic():
             run = services.train_from_export(export, by=user, **options)
-            queue_after_commit(run_training_task, run, services.training_queue(run))
+            start_job(run.blend)
     except (BlendError, TrainingError) as error:
         raise ValidationError({"detail": str(error)}) from None
     return run

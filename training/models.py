@@ -1,30 +1,30 @@
 """Training blends (versioned training data made from an export), training runs and the
 registry of guard models they produce."""
 
-from django.conf import settings
+from pathlib import Path
+
 from django.db import models
 
-from annotation.models import CancellableJob, ExportSnapshot, JobStatus, Project
+from annotation.models import ExportSnapshot, Project
+from core.files import temporaries_of
+from core.models import Job
 
 
-class TrainingBlend(models.Model):
+class TrainingBlend(Job):
     """An export rendered into guard training examples (NemoGuard prompt + target JSON), with
-    augmentation, ablations and an optional topic-following blend; files + manifest on disk."""
+    augmentation, ablations and an optional topic-following blend; files + manifest on disk.
+    Built in a worker; ``directory`` is chosen when it is recorded."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_blends")
     export = models.ForeignKey(ExportSnapshot, on_delete=models.PROTECT, related_name="blends")
     options = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     directory = models.CharField(max_length=500, blank=True)
     manifest = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    task_name = "training.build_blend"
+
+    def leftover_paths(self) -> list[Path]:
+        return temporaries_of(Path(self.directory)) if self.directory else []
 
     def __str__(self) -> str:
         return f"blend {self.pk} of export {self.export_id}"
@@ -35,20 +35,32 @@ class TrainerKind(models.TextChoices):
     MINILM = "minilm", "MiniLM classifier with LoRA (CPU guard)"
 
 
-class TrainingRun(CancellableJob):
-    """One training job on a blend; progress is readable while it runs."""
+class TrainingRun(Job):
+    """One training job on a blend; progress (``done`` of ``total`` optimiser steps, also readable as
+    ``step`` and ``total_steps``) is readable while it runs."""
 
     blend = models.ForeignKey(TrainingBlend, on_delete=models.PROTECT, related_name="runs")
     kind = models.CharField(max_length=10, choices=TrainerKind.choices)
     base_model = models.CharField(max_length=300, help_text="Hugging Face id or local path.")
     config = models.JSONField(default=dict)
-    step = models.PositiveIntegerField(default=0)
-    total_steps = models.PositiveIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True)
     eta_seconds = models.FloatField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     directory = models.CharField(max_length=500, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
+
+    task_name = "training.run"
+
+    @property
+    def step(self) -> int:
+        return self.done
+
+    @property
+    def total_steps(self) -> int:
+        return self.total
+
+    def task_queue(self) -> str:
+        """LoRA runs go to the ``gpu`` queue; the MiniLM CPU guard to ``default``."""
+        return "gpu" if self.kind == TrainerKind.LORA else "default"
 
 
 class GuardModel(models.Model):

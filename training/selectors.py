@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
-from annotation.models import ExportSnapshot, JobStatus, Project
+from annotation.models import ExportSnapshot, Project
 from annotation.selectors import administered_projects
 
 from .models import GuardModel, TrainerKind, TrainingRun
@@ -27,7 +27,7 @@ def project_training_runs(project: Project) -> QuerySet[TrainingRun]:
 
 
 def trainable_exports(project: Project) -> QuerySet[ExportSnapshot]:
-    return ExportSnapshot.objects.filter(project=project, status=JobStatus.SUCCEEDED).order_by("-pk")
+    return ExportSnapshot.objects.filter(project=project).succeeded().order_by("-pk")
 
 
 def guard_models_for(user) -> QuerySet[GuardModel]:

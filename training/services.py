@@ -3,9 +3,7 @@ cancel, resume) and the guard models they register."""
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.exporting import file_digest
-from annotation.models import ExportSnapshot, JobStatus
+from annotation.models import ExportSnapshot
 from annotation.permissions import require_admin
+from core.files import atomic_file, atomic_folder
+from core.jobs import JobRun, cancel_job, start_job
+from core.models import JobStatus
 
 from .blend import BLEND_SPLITS, BlendBuilder, BlendError, BlendOptions, read_export_split, read_topic_following
 from .models import GuardModel, TrainerKind, TrainingBlend, TrainingRun
@@ -32,39 +33,50 @@ def _media(*parts: str) -> Path:
     return Path(settings.MEDIA_ROOT).joinpath(*parts)
 
 
-def _write_atomically(final: Path, write) -> None:
-    """Runs ``write(folder)`` on a temporary folder beside ``final`` and renames it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        write(temporary)
-        os.rename(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-
-
-def build_blend(export: ExportSnapshot, *, by, options: dict[str, Any] | None = None) -> TrainingBlend:
-    """Renders an export's train and validation splits into a versioned blend (files + manifest)."""
+def start_blend(export: ExportSnapshot, *, by, options: dict[str, Any] | None = None) -> TrainingBlend:
+    """Checks the options and records a blend of the export to build (in a worker or now)."""
     require_admin(by, export.project)
-    if export.status != JobStatus.SUCCEEDED:
+    if not export.succeeded:
         raise BlendError(f"export {export.pk} is {export.status}: only a finished export can be blended")
     checked = BlendOptions.from_dict(options or {})
     blend = TrainingBlend.objects.create(
         project=export.project, export=export, options=checked.as_dict(), created_by=by
     )
-    final = _media("blends", export.project.slug, f"{blend.pk}-{uuid.uuid4().hex[:8]}")
-    try:
-        manifest: dict[str, Any] = {}
-        _write_atomically(final, lambda folder: manifest.update(_write_blend(blend, checked, folder)))
-    except (BlendError, OSError) as error:
-        TrainingBlend.objects.filter(pk=blend.pk).update(status=JobStatus.FAILED, error=str(error))
-        raise BlendError(str(error)) from None
-    TrainingBlend.objects.filter(pk=blend.pk).update(
-        status=JobStatus.SUCCEEDED, directory=str(final), manifest=manifest
-    )
-    blend.refresh_from_db()
+    blend.directory = str(_media("blends", export.project.slug, f"{blend.pk}-{uuid.uuid4().hex[:8]}"))
+    TrainingBlend.objects.filter(pk=blend.pk).update(directory=blend.directory)
     return blend
+
+
+def run_blend(blend: TrainingBlend) -> TrainingBlend:
+    """Renders the export's train and validation splits into the blend's folder (written whole, then
+    renamed into place); a bad export or option ends as a failed blend."""
+    with JobRun(blend, swallow=(BlendError,), plain=(BlendError,)) as run:
+        if not run.claimed:
+            return blend
+        final = Path(blend.directory)
+        if final.exists():  # an attempt that died after the rename wrote it whole
+            shutil.rmtree(final)
+        try:
+            with atomic_folder(final) as folder:
+                manifest = _write_blend(blend, BlendOptions.from_dict(blend.options), folder)
+        except OSError as error:
+            raise BlendError(str(error)) from None
+        run.succeed(manifest=manifest)
+    return blend
+
+
+def build_blend(export: ExportSnapshot, *, by, options: dict[str, Any] | None = None) -> TrainingBlend:
+    """Records and builds a blend in this process; raises BlendError when it cannot be built."""
+    blend = run_blend(start_blend(export, by=by, options=options))
+    if not blend.succeeded:
+        raise BlendError(blend.error)
+    return blend
+
+
+def start_waiting_runs(blend: TrainingBlend) -> None:
+    """Queues the runs recorded on a blend while it was being built (they fail if it failed)."""
+    for run in blend.runs.filter(status=JobStatus.PENDING):
+        start_job(run)
 
 
 def _write_blend(blend: TrainingBlend, options: BlendOptions, folder: Path) -> dict[str, Any]:
@@ -118,7 +130,7 @@ def start_training_run(
 ) -> TrainingRun:
     """Checks the settings and records a run to start (now or on a worker)."""
     require_admin(by, blend.project)
-    if blend.status != JobStatus.SUCCEEDED:
+    if blend.finished and not blend.succeeded:
         raise TrainingError(f"blend {blend.pk} is {blend.status}: only a finished blend can be trained on")
     kind = TrainerKind(kind)
     checked = settings_from_dict(SETTINGS[kind], config or {})
@@ -136,7 +148,7 @@ def start_training_run(
     )
 
 
-def _reporter(run: TrainingRun):
+def _reporter(job_run: JobRun):
     """Stores progress (at most every second) and answers whether the run was cancelled."""
     last = [0.0]
 
@@ -144,38 +156,38 @@ def _reporter(run: TrainingRun):
         now = time.monotonic()
         if now - last[0] >= 1.0 or step >= total:
             last[0] = now
-            TrainingRun.objects.filter(pk=run.pk).update(step=step, total_steps=total, loss=loss, eta_seconds=eta)
-            return TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+            TrainingRun.objects.filter(pk=job_run.job.pk).update(done=step, total=total, loss=loss, eta_seconds=eta)
+            return job_run.cancel_requested()
         return False
 
     return report
 
 
 def run_training(run: TrainingRun) -> TrainingRun:
-    """Trains (resuming from the run's newest checkpoint if a worker died) and registers the guard."""
+    """Trains (resuming from the run's newest checkpoint if a worker died) and registers the guard.
+    A run whose blend is still being built waits (the blend's task starts it)."""
     from .trainers.lora import train_lora
     from .trainers.minilm import train_minilm
 
-    output = Path(run.directory)
-    output.mkdir(parents=True, exist_ok=True)
-    TrainingRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=timezone.now(), error="")
-    blend = run.blend
-    try:
+    if not run.blend.finished:
+        return run
+    with JobRun(run, swallow=(Exception,)) as job_run:
+        if not job_run.claimed:
+            return run
+        blend = run.blend
+        if not blend.succeeded:
+            raise TrainingError(f"its blend {blend.pk} {blend.status}: {blend.error}")
+        output = Path(run.directory)
+        output.mkdir(parents=True, exist_ok=True)
         train, validation = read_blend(blend, "train"), read_blend(blend, "validation")
-        report = _reporter(run)
+        report = _reporter(job_run)
         if run.kind == TrainerKind.LORA:
             metrics = train_lora(run.base_model, train, validation, output, LoraSettings(**_tuples(run.config)), report)
             artifact = output / "adapter"
         else:
             metrics = train_minilm(train, validation, output, MiniLMSettings(**_tuples(run.config)), report)
             artifact = output
-    except Exception as error:
-        TrainingRun.objects.filter(pk=run.pk).update(
-            status=JobStatus.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
-        )
-        run.refresh_from_db()
-        return run
-    _finish_run(run, metrics, artifact, output)
+        _finish_run(job_run, metrics, artifact, output)
     run.refresh_from_db()
     return run
 
@@ -185,8 +197,9 @@ def _tuples(config: dict[str, Any]) -> dict[str, Any]:
 
 
 @transaction.atomic
-def _finish_run(run: TrainingRun, metrics: dict[str, Any], artifact: Path, output: Path) -> None:
-    cancelled = TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+def _finish_run(job_run: JobRun, metrics: dict[str, Any], artifact: Path, output: Path) -> None:
+    run = job_run.job
+    cancelled = job_run.cancel_requested()
     manifest = {
         "run": run.pk,
         "kind": run.kind,
@@ -196,21 +209,23 @@ def _finish_run(run: TrainingRun, metrics: dict[str, Any], artifact: Path, outpu
         "data_sha256": _data_checksum(run.blend),
         "metrics": metrics,
     }
-    (output / "training_manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    status = JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED
-    TrainingRun.objects.filter(pk=run.pk).update(status=status, metrics=metrics, finished_at=timezone.now())
-    if not cancelled:
-        GuardModel.objects.update_or_create(
-            run=run,
-            defaults={
-                "name": f"{run.blend.project.slug}-{run.kind}-run{run.pk}",
-                "kind": run.kind,
-                "base_model": run.base_model,
-                "path": str(artifact),
-                "prompt_format": "nemoguard" if run.kind == TrainerKind.LORA else "classifier",
-                "taxonomy": run.blend.project.taxonomy,
-            },
-        )
+    with atomic_file(output / "training_manifest.json") as stream:
+        stream.write(json.dumps(manifest, indent=2))
+    if cancelled:
+        job_run.cancel(metrics=metrics)
+        return
+    GuardModel.objects.update_or_create(
+        run=run,
+        defaults={
+            "name": f"{run.blend.project.slug}-{run.kind}-run{run.pk}",
+            "kind": run.kind,
+            "base_model": run.base_model,
+            "path": str(artifact),
+            "prompt_format": "nemoguard" if run.kind == TrainerKind.LORA else "classifier",
+            "taxonomy": run.blend.project.taxonomy,
+        },
+    )
+    job_run.succeed(metrics=metrics)
 
 
 def _data_checksum(blend: TrainingBlend) -> str:
@@ -222,12 +237,7 @@ def _data_checksum(blend: TrainingBlend) -> str:
 
 def cancel_training_run(run: TrainingRun, *, by) -> None:
     require_admin(by, run.blend.project)
-    TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-
-
-def training_queue(run: TrainingRun) -> str:
-    """LoRA runs go to the ``gpu`` queue; the MiniLM CPU guard to ``default``."""
-    return "gpu" if run.kind == TrainerKind.LORA else "default"
+    cancel_job(run)
 
 
 def train_from_export(
@@ -239,7 +249,8 @@ def train_from_export(
     config: dict[str, Any] | None = None,
     blend_options: dict[str, Any] | None = None,
 ) -> TrainingRun:
-    """The "train" button: checks the settings, builds the blend, and records the run to start."""
+    """The "train" button: checks the settings and records the blend and the run that trains on it
+    once it is built (``start_job(run.blend)`` builds it in a worker; its task then starts the run)."""
     settings_from_dict(SETTINGS[TrainerKind(kind)], config or {})
-    blend = build_blend(export, by=by, options=blend_options)
+    blend = start_blend(export, by=by, options=blend_options)
     return start_training_run(blend, by=by, kind=kind, base_model=base_model, config=config)

@@ -23,8 +23,7 @@ def import_rows(
     batch: ImportBatch, path: Path, on_progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
     """Imports the file into the batch's project; call inside a transaction. Returns the counts.
-
-    ``on_progress(rows_read)`` is called after each chunk is written."""
+    ``on_progress(rows_read)`` is called after each stored chunk (it may raise to stop)."""
     adapter = get_adapter(batch.adapter)
     project = batch.project
     columns = columns_of(path, batch.filename)
@@ -52,7 +51,7 @@ def import_rows(
         if len(pending) >= settings.AEGIS_IMPORT_BATCH_SIZE:
             writer.write(pending)
             pending = []
-            if on_progress:
+            if on_progress is not None:
                 on_progress(writer.rows_read)
     writer.write(pending)
     return {

@@ -1,8 +1,8 @@
 """Writes of the annotation app (atomic, validated); views, commands and tasks call these."""
 
 from .adjudication import adjudicate, finalize_sample, review_queue
-from .exports import export_dataset, run_export, start_export
-from .imports import import_samples, run_import_batch, start_import_batch, store_upload
+from .exports import cancel_export, export_dataset, run_export, start_export
+from .imports import cancel_import_batch, import_samples, run_import_batch, start_import_batch, store_upload
 from .projects import create_project
 from .work import (
     NoWork,
@@ -16,6 +16,8 @@ from .work import (
 )
 
 __all__ = [
+    "cancel_export",
+    "cancel_import_batch",
     "NoWork",
     "adjudicate",
     "finalize_sample",

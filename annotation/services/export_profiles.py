@@ -1,6 +1,7 @@
 """What each export profile writes into an export's folder: the data files, then the dataset card."""
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,16 @@ def profile_options(
     return RELEASE_FORMATS, split_ratios or RELEASE_SPLIT_RATIOS
 
 
-def write_profile_files(snapshot: ExportSnapshot, folder: Path) -> dict[str, Any]:
-    """Writes the profile's data files and its card into ``folder``; returns the manifest's profile part."""
+def write_profile_files(
+    snapshot: ExportSnapshot, folder: Path, on_row: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Writes the profile's data files and its card into ``folder``; returns the manifest's profile part.
+    ``on_row(number)`` is called after each row read (progress, cancel checks; it may raise to stop)."""
+    on_row = on_row or (lambda number: None)
     if snapshot.profile == ExportProfile.RELEASE:
-        files, extra = _write_release(snapshot, folder)
+        files, extra = _write_release(snapshot, folder, on_row)
     else:
-        files, extra = _write_splits(snapshot, folder), {}
+        files, extra = _write_splits(snapshot, folder, on_row), {}
     counts = files.summary()
     card = render_card(
         dataset_card_facts(snapshot.project),
@@ -62,25 +67,30 @@ def write_profile_files(snapshot: ExportSnapshot, folder: Path) -> dict[str, Any
     }
 
 
-def _write_splits(snapshot: ExportSnapshot, folder: Path) -> SplitFiles:
+def _write_splits(snapshot: ExportSnapshot, folder: Path, on_row: Callable[[int], None]) -> SplitFiles:
     """Default and raw: each sample into its hashed split, once per format."""
     files = SplitFiles(folder, snapshot.formats, [s for s in SPLITS if snapshot.split_ratios[s] > 0])
     try:
         rows = export_rows(snapshot.project, snapshot.filters, labelled_only=snapshot.profile != ExportProfile.RAW)
-        for row in rows:
+        for number, row in enumerate(rows, start=1):
             files.write(split_of(row["id"], snapshot.split_ratios, snapshot.split_seed), row)
+            on_row(number)
     finally:
         files.close()
     return files
 
 
-def _write_release(snapshot: ExportSnapshot, folder: Path) -> tuple[SplitFiles, dict[str, Any]]:
+def _write_release(
+    snapshot: ExportSnapshot, folder: Path, on_row: Callable[[int], None]
+) -> tuple[SplitFiles, dict[str, Any]]:
     """The release's five JSON arrays; rows it would not hold are counted, not written."""
     files = SplitFiles(folder, RELEASE_FORMATS, list(RELEASE_FILES))
     left_out: Counter = Counter()
     ratios, seed = snapshot.split_ratios, snapshot.split_seed
     try:
-        for row, source_split in export_rows(snapshot.project, snapshot.filters, with_source_split=True):
+        rows = export_rows(snapshot.project, snapshot.filters, with_source_split=True)
+        for number, (row, source_split) in enumerate(rows, start=1):
+            on_row(number)
             kept, reason = release_row(row)
             if kept is None:
                 left_out[reason] += 1

@@ -1,8 +1,5 @@
 """Exports in the Aegis 2.0 format (profiles: default, release, raw), written atomically."""
 
-import os
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,11 +8,16 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
+from core.files import atomic_folder
+from core.jobs import JobCancelled, JobRun, cancel_job
+
 from ..dataset_card import CARD_NAME
 from ..exporting import DEFAULT_SPLIT_RATIOS, check_split_ratios, file_digest
-from ..models import ExportProfile, ExportSnapshot, JobStatus, Project
+from ..models import ExportProfile, ExportSnapshot, Project
 from ..selectors import check_export_filters
 from .export_profiles import profile_options, write_profile_files
+
+PROGRESS_ROWS = 1000  # rows between progress records and cancel checks
 
 
 def start_export(
@@ -44,32 +46,48 @@ def start_export(
 
 
 def run_export(snapshot: ExportSnapshot) -> ExportSnapshot:
-    """Writes the snapshot's files into a temporary folder, then renames it into place."""
-    project = snapshot.project
-    final = (
-        Path(snapshot.directory)
-        if snapshot.directory
-        else Path(settings.MEDIA_ROOT) / "exports" / project.slug / f"{snapshot.pk}-{uuid.uuid4().hex[:8]}"
-    )
-    if final.exists():
-        _fail_export(snapshot, f"{final} exists already: choose a new folder")
-        raise FileExistsError(snapshot.error)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(status=JobStatus.RUNNING)
-    try:
-        manifest = _manifest(snapshot, write_profile_files(snapshot, temporary), temporary)
-        (temporary / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        os.rename(temporary, final)
-    except BaseException as error:
-        shutil.rmtree(temporary, ignore_errors=True)
-        _fail_export(snapshot, f"{type(error).__name__}: {error}")
-        raise
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-        status=JobStatus.SUCCEEDED, directory=str(final), manifest=manifest, finished_at=timezone.now()
-    )
-    snapshot.refresh_from_db()
+    """Writes the snapshot's files into a temporary folder, then renames it into place. The folder
+    is chosen once, so an attempt resumed after a worker died writes to the same place (and finds
+    its own finished folder if the worker died between the rename and the record)."""
+    with JobRun(snapshot, plain=(FileExistsError,)) as run:
+        if not run.claimed:
+            return snapshot
+        if not snapshot.directory:
+            folder = f"{snapshot.pk}-{uuid.uuid4().hex[:8]}"
+            snapshot.directory = str(Path(settings.MEDIA_ROOT) / "exports" / snapshot.project.slug / folder)
+            ExportSnapshot.objects.filter(pk=snapshot.pk).update(directory=snapshot.directory)
+        final = Path(snapshot.directory)
+        manifest = _finished_manifest(snapshot, final) if run.job.attempts > 1 else None
+        if manifest is None:
+            if final.exists():
+                raise FileExistsError(f"{final} exists already: choose a new folder")
+            with atomic_folder(final) as temporary:
+                manifest = _write_export(snapshot, temporary, run)
+        run.succeed(manifest=manifest)
     return snapshot
+
+
+def _write_export(snapshot: ExportSnapshot, folder: Path, run: JobRun) -> dict[str, Any]:
+    def checkpoint(number: int) -> None:
+        if number % PROGRESS_ROWS == 0:
+            run.progress(done=number)
+            if run.cancel_requested():
+                raise JobCancelled
+
+    manifest = _manifest(snapshot, write_profile_files(snapshot, folder, checkpoint), folder)
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    run.progress(done=sum(split["rows"] for split in manifest["counts"].values()))
+    return manifest
+
+
+def _finished_manifest(snapshot: ExportSnapshot, folder: Path) -> dict[str, Any] | None:
+    """The manifest of this snapshot's own folder, renamed into place by an attempt that died before
+    recording it."""
+    try:
+        manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return manifest if manifest.get("snapshot") == snapshot.pk else None
 
 
 def export_dataset(project: Project, **options: Any) -> ExportSnapshot:
@@ -77,11 +95,9 @@ def export_dataset(project: Project, **options: Any) -> ExportSnapshot:
     return run_export(start_export(project, **options))
 
 
-def _fail_export(snapshot: ExportSnapshot, message: str) -> None:
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-        status=JobStatus.FAILED, error=message, finished_at=timezone.now()
-    )
-    snapshot.refresh_from_db()
+def cancel_export(snapshot: ExportSnapshot) -> None:
+    """Stops an export between rows (its temporary folder is removed); one not started ends at once."""
+    cancel_job(snapshot)
 
 
 def _manifest(snapshot: ExportSnapshot, written: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -1,17 +1,19 @@
 """Imports: recording and running them, all or nothing."""
 
 import uuid
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+
+from core.jobs import CONNECTION_LOST, JobCancelled, JobRun, cancel_job
 
 from ..importing.adapters import get_adapter
 from ..importing.errors import ImportDataError
 from ..importing.progress import clear_progress, record_progress
 from ..importing.writer import import_rows
-from ..models import ImportBatch, JobStatus, Project
+from ..models import ImportBatch, Project
 
 
 def store_upload(uploaded) -> Path:
@@ -76,35 +78,44 @@ def import_samples(
 
 
 def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
-    ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.RUNNING)
+    """All or nothing in one transaction, so an interrupted import (a killed worker, Ctrl-C, a
+    cancel) stores nothing and a resumed one starts again from the first row."""
     try:
-        with transaction.atomic():
-            counts = import_rows(batch, path, on_progress=lambda rows: record_progress(batch.pk, rows))
-    except ImportDataError as error:
-        _fail_batch(batch, str(error))
-        raise
-    except OSError as error:
-        failure = ImportDataError(error.strerror or str(error), batch.filename)
-        _fail_batch(batch, str(failure))
-        raise failure from error
-    except IntegrityError as error:
-        failure = ImportDataError(
-            "another import stored some of these samples at the same time; nothing of this file was stored, "
-            "import it again to add the rest",
-            batch.filename,
-        )
-        _fail_batch(batch, str(failure))
-        raise failure from error
-    except Exception as error:
-        _fail_batch(batch, f"{batch.filename}: unexpected {type(error).__name__}: {error}")
-        raise
-    ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now(), **counts)
-    clear_progress(batch.pk)
-    batch.refresh_from_db()
+        with JobRun(batch, swallow=(), plain=(ImportDataError,)) as run:
+            if not run.claimed:
+                return batch
+            try:
+                with transaction.atomic():
+                    counts = import_rows(batch, path, on_progress=partial(_checkpoint, run))
+            except OSError as error:
+                raise ImportDataError(error.strerror or str(error), batch.filename) from error
+            except IntegrityError as error:
+                raise ImportDataError(
+                    "another import stored some of these samples at the same time; nothing of this file was stored, "
+                    "import it again to add the rest",
+                    batch.filename,
+                ) from error
+            except ImportDataError:
+                raise
+            except (JobCancelled, *CONNECTION_LOST):
+                raise
+            except Exception as error:
+                raise ImportDataError(f"unexpected {type(error).__name__}: {error}", batch.filename) from error
+            run.succeed(done=counts["rows_read"], **counts)
+    finally:
+        clear_progress(batch.pk)
     return batch
 
 
-def _fail_batch(batch: ImportBatch, message: str) -> None:
-    ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
-    clear_progress(batch.pk)
-    batch.refresh_from_db()
+def _checkpoint(run: JobRun, rows_read: int) -> None:
+    """Between stored chunks: the progress (also to the file the console reads while the import's
+    transaction is open), and a cancel request stops the import (nothing stored)."""
+    run.progress(done=rows_read)
+    record_progress(run.job.pk, rows_read)
+    if run.cancel_requested():
+        raise JobCancelled
+
+
+def cancel_import_batch(batch: ImportBatch) -> None:
+    """Stops an import between chunks; nothing of its file is stored. One not started ends at once."""
+    cancel_job(batch)

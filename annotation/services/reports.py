@@ -2,7 +2,8 @@
 
 from django.db import transaction
 from django.db.models import Count, Max
-from django.utils import timezone
+
+from core.jobs import JobRun
 
 from ..models import AgreementReport, Annotation, JobStatus, Project, ProjectRole
 from ..permissions import require_role
@@ -31,16 +32,7 @@ def current_agreement_report(project: Project, user) -> tuple[AgreementReport, b
 
 
 def compute_agreement_report(report: AgreementReport) -> AgreementReport:
-    AgreementReport.objects.filter(pk=report.pk).update(status=JobStatus.RUNNING)
-    try:
-        result = agreement_report(report.project)
-    except Exception as error:
-        AgreementReport.objects.filter(pk=report.pk).update(
-            status=JobStatus.FAILED, error=f"{type(error).__name__}: {error}", finished_at=timezone.now()
-        )
-        raise
-    AgreementReport.objects.filter(pk=report.pk).update(
-        status=JobStatus.SUCCEEDED, report=result, finished_at=timezone.now()
-    )
-    report.refresh_from_db()
+    with JobRun(report) as run:
+        if run.claimed:
+            run.succeed(report=agreement_report(report.project))
     return report

@@ -5,8 +5,8 @@ from rest_framework.test import APIClient
 
 from annotation.models import Membership
 from annotation.services import import_samples
+from core.selectors import worker_notice
 from jury.models import JuryJob
-from jury.selectors import worker_notice
 from tests.conftest import wait_until_finished
 
 pytestmark = pytest.mark.django_db

@@ -75,8 +75,20 @@ def device_and_dtype() -> tuple[str, Any, bool]:
 
 
 def latest_checkpoint(folder) -> str | None:
-    """The newest ``checkpoint-N`` folder of a run, to resume after a crash."""
+    """The newest complete ``checkpoint-N`` folder of a run, to resume after a crash. The Trainer
+    writes ``trainer_state.json`` last: a folder without a readable one was cut short by the crash
+    and is removed."""
+    import json
+    import shutil
     from pathlib import Path
 
     checkpoints = sorted(Path(folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
+    while checkpoints:
+        newest = checkpoints.pop()
+        try:
+            json.loads((newest / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shutil.rmtree(newest, ignore_errors=True)
+            continue
+        return str(newest)
+    return None

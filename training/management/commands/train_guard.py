@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import ExportSnapshot
 from training.blend import BlendError
-from training.services import run_training, train_from_export
+from training.services import run_blend, run_training, train_from_export
 from training.trainers.common import TrainingError
 
 
@@ -39,6 +39,10 @@ class Command(BaseCommand):
             )  # fmt: skip
         except (BlendError, TrainingError) as error:
             raise CommandError(str(error)) from None
+        blend = run_blend(run.blend)
+        if not blend.succeeded:
+            raise CommandError(f"blend {blend.pk} {blend.status}: {blend.error}")
+        run.blend = blend
         self.stdout.write(f"blend {run.blend_id}: {json.dumps(run.blend.manifest['counts'])}; training run {run.pk}")
         run = run_training(run)
         if run.status != "succeeded":
