@@ -18,7 +18,6 @@ from .models import (
     ExportSnapshot,
     FinalLabel,
     ImportBatch,
-    JobStatus,
     Project,
     QueueItem,
     ReviewItem,
@@ -144,7 +143,7 @@ def _with_status(queryset: QuerySet[Sample], status: str) -> QuerySet[Sample]:
 def split_settings(project: Project) -> tuple[dict[str, float], str]:
     """The split ratios and seed of the project's latest export (else the export defaults)."""
     latest = (
-        ExportSnapshot.objects.filter(project=project, status=JobStatus.SUCCEEDED)
+        ExportSnapshot.objects.succeeded().filter(project=project)
         .order_by("-created_at", "-pk")
         .values_list("split_ratios", "split_seed")
         .first()

@@ -5,7 +5,7 @@ from typing import Any
 from django.apps import apps
 from django.db.models import Count, Q
 
-from .models import AgreementReport, Annotation, JobStatus, Project
+from .models import AgreementReport, Annotation, Project
 
 
 def dataset_card_facts(project: Project) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def _latest_agreement(project: Project) -> dict[str, Any] | None:
     from .services.reports import labels_fingerprint
 
     report = (
-        AgreementReport.objects.filter(project=project, status=JobStatus.SUCCEEDED).order_by("-finished_at").first()
+        AgreementReport.objects.succeeded().filter(project=project).order_by("-finished_at").first()
     )
     if report is None:
         return None
@@ -77,10 +77,8 @@ def _jury_facts(project: Project) -> dict[str, Any]:
         {"name": j.name, "model": j.model, "prompts": j.judges_prompts, "responses": j.judges_responses}
         for j in Juror.objects.filter(project=project, active=True).order_by("name")
     ]
-    jobs = JuryJob.objects.filter(project=project, status=JobStatus.SUCCEEDED)
-    generations = GenerationJob.objects.filter(
-        project=project, kind=GenerationKind.REFUSAL, status=JobStatus.SUCCEEDED
-    ).order_by("pk")
+    jobs = JuryJob.objects.succeeded().filter(project=project)
+    generations = GenerationJob.objects.succeeded().filter(project=project, kind=GenerationKind.REFUSAL).order_by("pk")
     return {
         "jury": {
             "jurors": jurors,

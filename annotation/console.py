@@ -5,11 +5,11 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
+from core.models import FINISHED
+
 from .importing.progress import read_progress
 from .models import AssignmentBatch, ExportSnapshot, ImportBatch, JobStatus, Membership, Project, ProjectRole
 from .selectors import user_projects
-
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def console_projects(user) -> QuerySet[Project]:

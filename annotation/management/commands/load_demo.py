@@ -60,7 +60,7 @@ class Command(BaseCommand):
                 f"  queued {batch.items.count()} samples for annotation (k = {batch.annotations_per_sample}), "
                 f"{' and '.join(DEMO_BATCH_SOURCES)} in turn"
             )
-        if not ExportSnapshot.objects.filter(project=project, status=JobStatus.SUCCEEDED).exists():
+        if not ExportSnapshot.objects.succeeded().filter(project=project).exists():
             export = run_export(start_export(project, created_by=admin))
             if export.status != JobStatus.SUCCEEDED:
                 raise CommandError(f"the demo export failed: {export.error}")
