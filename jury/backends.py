@@ -94,8 +94,9 @@ class OpenAICompatibleBackend:
             raise BackendError(f"{self.model}: the completion has no text")
         return content
 
-    def complete_many(self, prompts: list[str], **options: Any) -> list[Completion | BackendError]:
-        """Many prompts at ``concurrency`` at once, in order; a failure stays with its prompt."""
+    def complete_many(self, prompts: list[str], *, opening=None, **options: Any) -> list[Completion | BackendError]:
+        """Many prompts at ``concurrency`` at once, in order; a failure stays with its prompt. A
+        server writes the whole answer (``opening`` is for in-process one-pass scoring)."""
 
         def one(prompt: str) -> Completion | BackendError:
             try:
@@ -112,7 +113,8 @@ class TransformersBackend:
     """A small model run in this process with transformers, greedy, on CPU unless told otherwise.
 
     For small models and tests; large jurors belong on a vLLM server. Structured output is not
-    available here: answers are parsed as they come. torch is imported on first use only."""
+    available here: answers are parsed as they come, or their labels read in one forward pass
+    when the caller gives the answer's opening. torch is imported on first use only."""
 
     model_path: str
     device: str = "cpu"
@@ -152,14 +154,39 @@ class TransformersBackend:
         text = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return Completion(text, time.perf_counter() - start, 1)
 
-    def complete_many(self, prompts: list[str], **options: Any) -> list[Completion | BackendError]:
+    def complete_many(
+        self, prompts: list[str], *, opening=None, max_tokens: int = 64, **options: Any
+    ) -> list[Completion | BackendError]:
+        """Greedy answers; with ``opening`` (a ``taxonomy.prompts.AnswerOpening``) the labels are
+        read in one forward pass and only unsafe answers are generated on (``jury.one_pass``)."""
+        if opening is not None:
+            return self._one_pass(prompts, opening, max_tokens)
         results: list[Completion | BackendError] = []
         for prompt in prompts:
             try:
-                results.append(self.complete(prompt, **options))
+                results.append(self.complete(prompt, max_tokens=max_tokens, **options))
             except BackendError as error:
                 results.append(error)
         return results
+
+    def _one_pass(self, prompts: list[str], opening, max_tokens: int) -> list[Completion | BackendError]:
+        from .one_pass import OnePassError, OnePassScorer
+
+        start = time.perf_counter()
+        try:
+            self._load()
+            ids = [
+                self._tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=True
+                )["input_ids"]
+                for prompt in prompts
+            ]
+            scorer = OnePassScorer(self._model, self._tokenizer, device=self.device)
+            answers = scorer.score(ids, opening, max_new_tokens=max_tokens)
+        except (OSError, ValueError, RuntimeError, OnePassError) as error:
+            return [BackendError(f"{self.model_path}: {error}") for _ in prompts]
+        seconds = (time.perf_counter() - start) / max(len(prompts), 1)
+        return [Completion(answer.text, seconds, 1) for answer in answers]
 
     def close(self) -> None:
         self._model = self._tokenizer = None
@@ -196,8 +223,9 @@ class VLLMBackend:
         return SamplingParams(temperature=0.0, max_tokens=max_tokens, structured_outputs=structured)
 
     def complete_many(
-        self, prompts: list[str], *, max_tokens: int = 64, json_schema: dict | None = None, choices=None
+        self, prompts: list[str], *, max_tokens: int = 64, json_schema: dict | None = None, choices=None, opening=None
     ) -> list[Completion | BackendError]:
+        """Batched greedy answers, written whole (``opening`` is for the transformers backend)."""
         start = time.perf_counter()
         try:
             outputs = self._engine().chat(
