@@ -153,7 +153,7 @@ def _reporter(run: TrainingRun):
 
 def run_training(run: TrainingRun) -> TrainingRun:
     """Trains (resuming from the run's newest checkpoint if a worker died) and registers the guard."""
-    from .trainers.lora import train_lora
+    from .distributed import train_lora_run
     from .trainers.minilm import train_minilm
 
     output = Path(run.directory)
@@ -164,7 +164,8 @@ def run_training(run: TrainingRun) -> TrainingRun:
         train, validation = read_blend(blend, "train"), read_blend(blend, "validation")
         report = _reporter(run)
         if run.kind == TrainerKind.LORA:
-            metrics = train_lora(run.base_model, train, validation, output, LoraSettings(**_tuples(run.config)), report)
+            lora = LoraSettings(**_tuples(run.config))
+            metrics = train_lora_run(run.base_model, train, validation, output, lora, report)  # one process per GPU
             artifact = output / "adapter"
         else:
             metrics = train_minilm(train, validation, output, MiniLMSettings(**_tuples(run.config)), report)
