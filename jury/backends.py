@@ -3,6 +3,7 @@ OpenAI-compatible server (what ``vllm serve`` exposes), with concurrency, timeou
 back-off and structured output; the in-process vLLM engine (GPU workers, the ``gpu`` extra); and
 transformers for small models on a CPU. Neither torch nor vllm is imported until a model loads."""
 
+import hashlib
 import importlib.util
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -223,20 +224,43 @@ class VLLMBackend:
         return SamplingParams(temperature=0.0, max_tokens=max_tokens, structured_outputs=structured)
 
     def complete_many(
-        self, prompts: list[str], *, max_tokens: int = 64, json_schema: dict | None = None, choices=None, opening=None
+        self,
+        prompts: list,
+        *,
+        max_tokens: int = 64,
+        json_schema: dict | None = None,
+        choices=None,
+        opening=None,
+        lora: tuple[str, str] | None = None,
+        raw: bool = False,
     ) -> list[Completion | BackendError]:
-        """Batched greedy answers, written whole (``opening`` is for the transformers backend)."""
+        """Batched greedy answers, written whole (``opening`` is for the transformers backend). A
+        prompt is one user turn or a list of chat messages; with ``raw`` a text completion.
+        ``lora`` = (name, adapter folder): answered with that LoRA adapter (the engine made with
+        ``enable_lora``), several adapters sharing one engine (multi-LoRA)."""
         start = time.perf_counter()
         try:
-            outputs = self._engine().chat(
-                [[{"role": "user", "content": prompt}] for prompt in prompts],
-                self._params(max_tokens, json_schema, choices),
-                use_tqdm=False,
-            )
+            engine, params = self._engine(), self._params(max_tokens, json_schema, choices)
+            request = self._lora_request(lora)
+            if raw:
+                outputs = engine.generate(prompts, params, lora_request=request, use_tqdm=False)
+            else:
+                conversations = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+                outputs = engine.chat(conversations, params, lora_request=request, use_tqdm=False)
         except (OSError, ValueError, RuntimeError) as error:
             return [BackendError(f"{self.model}: {error}") for _ in prompts]
         seconds = (time.perf_counter() - start) / max(len(prompts), 1)
         return [Completion(output.outputs[0].text, seconds, 1) for output in outputs]
+
+    @staticmethod
+    def _lora_request(lora: tuple[str, str] | None):
+        if lora is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        name, path = lora
+        # a stable id per adapter folder: vLLM keeps adapters by id
+        return LoRARequest(name, int(hashlib.sha256(path.encode()).hexdigest()[:7], 16) + 1, path)
 
     def complete(self, prompt: str, **options: Any) -> Completion:
         result = self.complete_many([prompt], **options)[0]
