@@ -52,7 +52,9 @@ def main() -> None:
         texts = runner._backend().complete_many(rendered, max_tokens=12, lora=lora)
         answers[name + ":text"] = [getattr(t, "text", str(t)) for t in texts]
     print("RESULT " + json.dumps({"answers": answers, "engines": len(_VLLM_ENGINES)}), flush=True)
-    os._exit(0)  # the engine's background process would keep the interpreter from exiting
+    for backend in _VLLM_ENGINES.values():  # shut the engine (and its process) down before exiting
+        backend._llm.llm_engine.engine_core.shutdown()
+    _VLLM_ENGINES.clear()
 
 
 if __name__ == "__main__":
