@@ -139,3 +139,15 @@ def test_two_processes_learn_the_adapter_one_process_does(tiny_base, tmp_path):
     assert mine.keys() == theirs.keys() and mine
     for name in mine:
         assert torch.allclose(mine[name], theirs[name], atol=1e-5), name
+
+
+def test_a_run_uses_the_workers_gpus_unless_it_asks_for_fewer(monkeypatch):
+    from training.distributed import process_count
+    from training.trainers.common import TrainingError
+
+    monkeypatch.setenv("AEGIS_WORKER_GPUS", "2")
+    assert process_count(LoraSettings()) == 2 and process_count(LoraSettings(gpus=1)) == 1
+    with pytest.raises(TrainingError, match="asks for 4 GPUs; this worker has 2"):
+        process_count(LoraSettings(gpus=4))
+    monkeypatch.setenv("AEGIS_WORKER_GPUS", "0")  # a CPU worker: one process unless told (gloo)
+    assert process_count(LoraSettings()) == 1 and process_count(LoraSettings(gpus=2)) == 2
