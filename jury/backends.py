@@ -3,6 +3,7 @@ OpenAI-compatible server (what ``vllm serve`` exposes), with concurrency, timeou
 back-off and structured output; the in-process vLLM engine (GPU workers, the ``gpu`` extra); and
 transformers for small models on a CPU. Neither torch nor vllm is imported until a model loads."""
 
+import hashlib
 import importlib.util
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -101,8 +102,9 @@ class OpenAICompatibleBackend:
             raise BackendError(f"{self.model}: the completion has no text")
         return content
 
-    def complete_many(self, prompts: list[str], **options: Any) -> list[Completion | BackendError]:
-        """Many prompts at ``concurrency`` at once, in order; a failure stays with its prompt."""
+    def complete_many(self, prompts: list[str], *, opening=None, **options: Any) -> list[Completion | BackendError]:
+        """Many prompts at ``concurrency`` at once, in order; a failure stays with its prompt. A
+        server writes the whole answer (``opening`` is for in-process one-pass scoring)."""
 
         def one(prompt: str) -> Completion | BackendError:
             try:
@@ -119,7 +121,8 @@ class TransformersBackend:
     """A small model run in this process with transformers, greedy, on CPU unless told otherwise.
 
     For small models and tests; large jurors belong on a vLLM server. Structured output is not
-    available here: answers are parsed as they come. torch is imported on first use only."""
+    available here: answers are parsed as they come, or their labels read in one forward pass
+    when the caller gives the answer's opening. torch is imported on first use only."""
 
     model_path: str
     device: str = "cpu"
@@ -159,14 +162,39 @@ class TransformersBackend:
         text = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return Completion(text, time.perf_counter() - start, 1)
 
-    def complete_many(self, prompts: list[str], **options: Any) -> list[Completion | BackendError]:
+    def complete_many(
+        self, prompts: list[str], *, opening=None, max_tokens: int = 64, **options: Any
+    ) -> list[Completion | BackendError]:
+        """Greedy answers; with ``opening`` (a ``taxonomy.prompts.AnswerOpening``) the labels are
+        read in one forward pass and only unsafe answers are generated on (``jury.one_pass``)."""
+        if opening is not None:
+            return self._one_pass(prompts, opening, max_tokens)
         results: list[Completion | BackendError] = []
         for prompt in prompts:
             try:
-                results.append(self.complete(prompt, **options))
+                results.append(self.complete(prompt, max_tokens=max_tokens, **options))
             except BackendError as error:
                 results.append(error)
         return results
+
+    def _one_pass(self, prompts: list[str], opening, max_tokens: int) -> list[Completion | BackendError]:
+        from .one_pass import OnePassError, OnePassScorer
+
+        start = time.perf_counter()
+        try:
+            self._load()
+            ids = [
+                self._tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True, return_dict=True
+                )["input_ids"]
+                for prompt in prompts
+            ]
+            scorer = OnePassScorer(self._model, self._tokenizer, device=self.device)
+            answers = scorer.score(ids, opening, max_new_tokens=max_tokens)
+        except (OSError, ValueError, RuntimeError, OnePassError) as error:
+            return [BackendError(f"{self.model_path}: {error}") for _ in prompts]
+        seconds = (time.perf_counter() - start) / max(len(prompts), 1)
+        return [Completion(answer.text, seconds, 1) for answer in answers]
 
     def close(self) -> None:
         self._model = self._tokenizer = None
@@ -203,19 +231,43 @@ class VLLMBackend:
         return SamplingParams(temperature=0.0, max_tokens=max_tokens, structured_outputs=structured)
 
     def complete_many(
-        self, prompts: list[str], *, max_tokens: int = 64, json_schema: dict | None = None, choices=None
+        self,
+        prompts: list,
+        *,
+        max_tokens: int = 64,
+        json_schema: dict | None = None,
+        choices=None,
+        opening=None,
+        lora: tuple[str, str] | None = None,
+        raw: bool = False,
     ) -> list[Completion | BackendError]:
+        """Batched greedy answers, written whole (``opening`` is for the transformers backend). A
+        prompt is one user turn or a list of chat messages; with ``raw`` a text completion.
+        ``lora`` = (name, adapter folder): answered with that LoRA adapter (the engine made with
+        ``enable_lora``), several adapters sharing one engine (multi-LoRA)."""
         start = time.perf_counter()
         try:
-            outputs = self._engine().chat(
-                [[{"role": "user", "content": prompt}] for prompt in prompts],
-                self._params(max_tokens, json_schema, choices),
-                use_tqdm=False,
-            )
+            engine, params = self._engine(), self._params(max_tokens, json_schema, choices)
+            request = self._lora_request(lora)
+            if raw:
+                outputs = engine.generate(prompts, params, lora_request=request, use_tqdm=False)
+            else:
+                conversations = [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in prompts]
+                outputs = engine.chat(conversations, params, lora_request=request, use_tqdm=False)
         except (OSError, ValueError, RuntimeError) as error:
             return [BackendError(f"{self.model}: {error}") for _ in prompts]
         seconds = (time.perf_counter() - start) / max(len(prompts), 1)
         return [Completion(output.outputs[0].text, seconds, 1) for output in outputs]
+
+    @staticmethod
+    def _lora_request(lora: tuple[str, str] | None):
+        if lora is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        name, path = lora
+        # a stable id per adapter folder: vLLM keeps adapters by id
+        return LoRARequest(name, int(hashlib.sha256(path.encode()).hexdigest()[:7], 16) + 1, path)
 
     def complete(self, prompt: str, **options: Any) -> Completion:
         result = self.complete_many([prompt], **options)[0]

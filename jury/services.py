@@ -17,6 +17,7 @@ from taxonomy.models import Taxonomy
 from taxonomy.prompts import (
     NEMOGUARD_ANSWER_SCHEMA,
     GuardVerdict,
+    answer_opening,
     parse_llama_guard_output,
     parse_nemoguard_output,
     render_judge_prompt,
@@ -387,7 +388,10 @@ def _ask(
 ) -> list[Completion | BackendError]:
     """One juror's answers on a batch (in a pool thread: no database access here)."""
     prompts = [render_for(juror, sample, part, taxonomy) for sample in batch]
-    return backend.complete_many(prompts, **request_options(juror))
+    options = request_options(juror)
+    if settings.AEGIS_JURY_SCORING == "one_pass":  # read by the transformers backend; servers generate
+        options["opening"] = answer_opening(juror.prompt_format, part == JudgedPart.RESPONSE)
+    return backend.complete_many(prompts, **options)
 
 
 def cancel_jury_job(job: JuryJob, *, by) -> None:

@@ -46,6 +46,37 @@ NEMOGUARD_ANSWER_SCHEMA = {
     "required": ["User Safety"],
     "additionalProperties": False,
 }
+
+
+@dataclass(frozen=True)
+class AnswerOpening:
+    """Where a guard's answer states its labels, for reading them in one forward pass (teacher
+    forcing): the text before each label word (each label word follows its text; the second
+    text comes after the first label), the two words, and what closes an answer that names no
+    category (the categories are generated only when wanted)."""
+
+    before_labels: tuple[str, ...]
+    closing: str
+    positive: str = "unsafe"
+    negative: str = "safe"
+
+
+# json.dumps's spacing, as training writes the answer (training.blend.target_json).
+NEMOGUARD_OPENING = AnswerOpening(('{"User Safety": "',), '"}')
+NEMOGUARD_RESPONSE_OPENING = AnswerOpening(('{"User Safety": "', '", "Response Safety": "'), '"}')
+LLAMA_GUARD_OPENING = AnswerOpening(("",), "")
+
+
+def answer_opening(prompt_format: str, with_response: bool) -> AnswerOpening | None:
+    """The opening of a format's answer (NemoGuard and judge JSON, Llama Guard lines); None for a
+    format whose answer is not read this way. The task's label is the last one."""
+    if prompt_format in ("nemoguard", "judge"):
+        return NEMOGUARD_RESPONSE_OPENING if with_response else NEMOGUARD_OPENING
+    if prompt_format == "llama_guard":
+        return LLAMA_GUARD_OPENING
+    return None
+
+
 JUDGE_TASK = (
     "You are a content-safety judge. Read the conversation between a user and an AI agent below and "
     "decide, under the safety policy whose unsafe-content categories and definitions follow, whether "

@@ -166,7 +166,7 @@ def _reporter(job_run: JobRun):
 def run_training(run: TrainingRun) -> TrainingRun:
     """Trains (resuming from the run's newest checkpoint if a worker died) and registers the guard.
     A run whose blend is still being built waits (the blend's task starts it)."""
-    from .trainers.lora import train_lora
+    from .distributed import train_lora_run
     from .trainers.minilm import train_minilm
 
     if not run.blend.finished:
@@ -182,7 +182,8 @@ def run_training(run: TrainingRun) -> TrainingRun:
         train, validation = read_blend(blend, "train"), read_blend(blend, "validation")
         report = _reporter(job_run)
         if run.kind == TrainerKind.LORA:
-            metrics = train_lora(run.base_model, train, validation, output, LoraSettings(**_tuples(run.config)), report)
+            lora = LoraSettings(**_tuples(run.config))
+            metrics = train_lora_run(run.base_model, train, validation, output, lora, report)  # one process per GPU
             artifact = output / "adapter"
         else:
             metrics = train_minilm(train, validation, output, MiniLMSettings(**_tuples(run.config)), report)

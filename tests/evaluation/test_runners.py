@@ -224,9 +224,13 @@ def test_lora_runner_generates_parses_and_scores_in_process(tiny_guard):
         probabilities = torch.softmax(logits, dim=-1)
         expected = float(probabilities[unsafe] / (probabilities[unsafe] + probabilities[safe]))
         assert prediction.score == pytest.approx(expected, rel=1e-4) and prediction.score > 0.5
-    # the NemoGuard format: a random model writes no JSON, so every answer is unparsed
-    nemoguard = LoraRunner(str(base), adapter, max_new_tokens=6).predict(EXCHANGES, Task.RESPONSE_HARM)
+    # the NemoGuard format: generating, a random model writes no JSON, so every answer is unparsed;
+    # read in one pass (the default), the JSON opening is given and the labels are read
+    generated = LoraRunner(str(base), adapter, max_new_tokens=6, scoring="generate")
+    nemoguard = generated.predict(EXCHANGES, Task.RESPONSE_HARM)
     assert [p.label for p in nemoguard] == [None, None] and nemoguard[0].error.startswith("not JSON")
+    read = LoraRunner(str(base), adapter, max_new_tokens=6).predict(EXCHANGES, Task.RESPONSE_HARM)
+    assert [p.label for p in read] == [True, True] and all(p.error is None and p.score > 0.5 for p in read)
 
 
 @pytest.mark.parametrize(("folder", "name", "f1", "failures"), EIGHT_B, ids=[e[0] for e in EIGHT_B])

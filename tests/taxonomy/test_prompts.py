@@ -77,3 +77,22 @@ def test_parse_llama_guard_answers():
     assert not parse_llama_guard_output("I refuse", index).parsed
     prompt = render_llama_guard_prompt(get_taxonomy("llama-guard-3"), "hi", "hello")
     assert "last Agent message" in prompt and "S14: Code Interpreter Abuse." in prompt
+
+
+def test_answer_openings_are_the_trained_answers_prefixes():
+    """One-pass scoring forces these openings: with the labels and the closing they are the
+    answer training writes (training.blend.target_json) and the parsers read."""
+    from taxonomy.prompts import answer_opening, parse_llama_guard_output
+    from training.blend import target_json
+
+    both = answer_opening("nemoguard", True)
+    text = both.before_labels[0] + "unsafe" + both.before_labels[1] + "safe" + both.closing
+    assert text == target_json("unsafe", "safe", [])
+    verdict = parse_nemoguard_output(text)
+    assert (verdict.prompt_label, verdict.response_label) == ("unsafe", "safe")
+    alone = answer_opening("judge", False)
+    assert alone.before_labels[0] + "safe" + alone.closing == target_json("safe", None, [])
+    assert target_json("unsafe", None, ["Violence"]).startswith(alone.before_labels[0] + "unsafe")
+    lines = answer_opening("llama_guard", False)
+    assert parse_llama_guard_output(lines.before_labels[0] + "safe" + lines.closing).prompt_label == "safe"
+    assert answer_opening("wildguard", True) is None and answer_opening("llama_guard_native", False) is None

@@ -1,8 +1,17 @@
 """LoRA fine-tuning of a causal LM into a guard that answers in the NemoGuard JSON format, with
 the loss on the completion only (peft + transformers' Trainer). bf16 on a GPU, fp32 on a CPU;
 checkpoints every ``save_steps`` and resume after a crash. The adapter is saved in peft's layout
-(adapter_config.json + adapter_model.safetensors), which ``vllm serve --enable-lora`` loads."""
+(adapter_config.json + adapter_model.safetensors), which ``vllm serve --enable-lora`` loads.
 
+Fast by default on a GPU: examples are packed into rows of ``max_length`` tokens with their
+boundaries kept (position ids restart at every example; transformers then builds attention that
+never crosses examples, block-diagonal for sdpa and eager, varlen for flash attention), so no
+token is padding; without packing, batches group examples of similar length. Liger kernels are
+used when installed (the ``gpu`` extra) on CUDA. The micro-batch is chosen from the model's size
+and the free GPU memory unless ``batch_size`` is set. Several GPUs: ``training.distributed``."""
+
+import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +33,17 @@ class LoraSettings:
     learning_rate: float = 1e-4
     epochs: float = 1.0
     max_steps: int = -1
-    batch_size: int = 4
+    batch_size: int = 0  # rows (packed) or examples per GPU per step; 0: from model size and free memory
     gradient_accumulation: int = 1
     max_length: int = 2048
     gradient_checkpointing: bool = False
     warmup: float = 0.0  # steps, or a fraction of all steps when below 1
     save_steps: int = 200
     seed: int = 42
+    packing: bool = True
+    liger: bool = True  # Liger kernels on CUDA when liger-kernel is installed
+    gpus: int = 0  # GPUs (one process each, training.distributed); 0: all the worker's
+    fsdp: bool = False  # shard the base across the GPUs (a base that does not fit one GPU)
 
 
 def encode_example(tokenizer, messages: list[dict], completion: str, max_length: int) -> dict[str, list[int]] | None:
@@ -48,6 +61,58 @@ def encode_example(tokenizer, messages: list[dict], completion: str, max_length:
     if len(ids) > max_length:
         return None
     return {"input_ids": ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids}
+
+
+def pack_examples(examples: list[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
+    """Rows of at most ``max_length`` tokens, each several whole examples end to end (first fit,
+    longest first): ``position_ids`` restart at every example and each example's first label is
+    IGNORE_INDEX, so that nothing is learnt across a boundary."""
+    rows: list[list[dict[str, list[int]]]] = []
+    room: list[int] = []
+    for example in sorted(examples, key=lambda e: -len(e["input_ids"])):
+        size = len(example["input_ids"])
+        spot = next((i for i, left in enumerate(room) if left >= size), None)
+        if spot is None:
+            rows.append([])
+            room.append(max_length)
+            spot = len(rows) - 1
+        rows[spot].append(example)
+        room[spot] -= size
+    packed = []
+    for row in rows:
+        packed.append(
+            {
+                "input_ids": [token for e in row for token in e["input_ids"]],
+                "labels": [label for e in row for label in [IGNORE_INDEX, *e["labels"][1:]]],
+                "position_ids": [position for e in row for position in range(len(e["input_ids"]))],
+            }
+        )
+    return packed
+
+
+class PackedCollator:
+    """Stacks packed rows, the shorter ones filled up to the longest with a padding block (its own
+    restarting positions, no labels), and no attention mask: transformers reads the example
+    boundaries from the position ids, so attention stays inside each example."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(row["input_ids"]) for row in batch)
+        ids, labels, positions = [], [], []
+        for row in batch:
+            fill = width - len(row["input_ids"])
+            ids.append(row["input_ids"] + [self.pad_id] * fill)
+            labels.append(row["labels"] + [IGNORE_INDEX] * fill)
+            positions.append(row["position_ids"] + list(range(fill)))
+        return {
+            "input_ids": torch.tensor(ids),
+            "labels": torch.tensor(labels),
+            "position_ids": torch.tensor(positions),
+        }
 
 
 class CompletionCollator:
@@ -83,7 +148,7 @@ def train_lora(
     """Trains, saves the adapter to ``output/adapter`` and returns metrics; resumes from the newest
     checkpoint in ``output/checkpoints``."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token_id is None:
@@ -97,6 +162,7 @@ def train_lora(
 
     device, dtype, bf16 = device_and_dtype()
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    model.config.use_cache = False  # a cache would hide the packed rows' example boundaries
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -109,12 +175,26 @@ def train_lora(
     )
     if not lora.target_modules:
         raise TrainingError(f"none of the target modules {list(settings.target_modules)} is in {base_model}")
+    set_seed(settings.seed)  # the adapter's initial weights: the same in every run and process
     model = get_peft_model(model, lora)
+    batch_size = settings.batch_size or micro_batch(model, settings, device)
+    if settings.packing:
+        train_rows, eval_rows = pack_examples(kept, settings.max_length), pack_examples(held_out, settings.max_length)
+        collator: Any = PackedCollator(tokenizer.pad_token_id)
+    else:
+        train_rows, eval_rows, collator = kept, held_out, CompletionCollator(tokenizer.pad_token_id)
     checkpoints = output / "checkpoints"
+    speed: dict[str, Any] = {}
+    if not settings.packing and "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
+        speed["train_sampling_strategy"] = "group_by_length"  # batches of similar lengths: less padding
+    if settings.fsdp:
+        speed.update(fsdp="full_shard auto_wrap", fsdp_config={"use_orig_params": True})
+    if settings.liger and device == "cuda" and importlib.util.find_spec("liger_kernel") is not None:
+        speed["use_liger_kernel"] = True
     arguments = TrainingArguments(
         output_dir=str(checkpoints),
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation,
         learning_rate=settings.learning_rate,
         num_train_epochs=settings.epochs,
@@ -131,13 +211,15 @@ def train_lora(
         remove_unused_columns=False,
         dataloader_pin_memory=False,
         disable_tqdm=True,
+        ddp_find_unused_parameters=False,
+        **speed,
     )
     trainer = Trainer(
         model=model,
         args=arguments,
-        train_dataset=kept,
-        eval_dataset=held_out or None,
-        data_collator=CompletionCollator(tokenizer.pad_token_id),
+        train_dataset=train_rows,
+        eval_dataset=eval_rows or None,
+        data_collator=collator,
         callbacks=[progress_callback(report)],
     )
     result = trainer.train(resume_from_checkpoint=latest_checkpoint(checkpoints))
@@ -149,13 +231,37 @@ def train_lora(
         "train_tokens": sum(len(item["input_ids"]) for item in kept),
         "seconds": result.metrics.get("train_runtime"),
         "precision": "bf16" if bf16 else "fp32",
+        "batch_size": batch_size,
+        "packing": settings.packing,
+        "rows": len(train_rows),
+        "liger": bool(speed.get("use_liger_kernel")),
+        "processes": trainer.args.world_size,
     }
     if held_out:
         loss = trainer.evaluate()["eval_loss"]
         metrics.update(eval_loss=loss, eval_perplexity=math.exp(min(loss, 50)))
-    model.save_pretrained(output / "adapter")
-    tokenizer.save_pretrained(output / "adapter")
+    if trainer.is_world_process_zero():
+        model.save_pretrained(output / "adapter")
+        tokenizer.save_pretrained(output / "adapter")
     return metrics
+
+
+def micro_batch(model, settings: LoraSettings, device: str) -> int:
+    """Rows of ``max_length`` tokens per GPU per step that fit in 80 % of the free GPU memory once
+    the model is loaded. Per token: the activations kept for the backward pass (about 34 x hidden
+    size bytes a layer in 16-bit; 2 x hidden size with gradient checkpointing) and the fp32
+    logits with their gradient (none with Liger's fused loss). 4 on a CPU."""
+    if device != "cuda":
+        return 4
+    import torch
+
+    config = model.config
+    layers, width = config.num_hidden_layers, config.hidden_size
+    per_layer = (2 if settings.gradient_checkpointing else 34) * width
+    logits = 0 if settings.liger and importlib.util.find_spec("liger_kernel") else 12 * config.vocab_size
+    per_token = layers * per_layer + logits
+    free, _ = torch.cuda.mem_get_info()
+    return max(1, min(64, int(0.8 * free / (settings.max_length * per_token))))
 
 
 def load_lora_guard(base_model: str, adapter: str | Path):
