@@ -211,6 +211,16 @@ CACHES = {
 # Import limits (see README "Importing samples").
 AEGIS_IMPORT_MAX_FIELD_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_FIELD_BYTES", 1024 * 1024))
 AEGIS_IMPORT_BATCH_SIZE = int(os.environ.get("AEGIS_IMPORT_BATCH_SIZE", 2000))
+# Checked while a file streams in (README "Import limits"): decompressed bytes, in all and as a
+# ratio to a gzipped upload; one line (or quoted CSV record); a whole JSON-array document; records;
+# blank lines; JSON nesting.
+AEGIS_IMPORT_MAX_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_BYTES", 4 * 1024**3))
+AEGIS_IMPORT_MAX_RATIO = float(os.environ.get("AEGIS_IMPORT_MAX_RATIO", 100))
+AEGIS_IMPORT_MAX_LINE_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_LINE_BYTES", 16 * 1024 * 1024))
+AEGIS_IMPORT_MAX_DOCUMENT_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_DOCUMENT_BYTES", 256 * 1024 * 1024))
+AEGIS_IMPORT_MAX_ROWS = int(os.environ.get("AEGIS_IMPORT_MAX_ROWS", 10_000_000))
+AEGIS_IMPORT_MAX_BLANK_LINES = int(os.environ.get("AEGIS_IMPORT_MAX_BLANK_LINES", 100_000))
+AEGIS_IMPORT_MAX_JSON_DEPTH = int(os.environ.get("AEGIS_IMPORT_MAX_JSON_DEPTH", 32))
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

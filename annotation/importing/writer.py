@@ -35,7 +35,7 @@ def import_rows(batch: ImportBatch, path: Path) -> dict[str, int]:
     writer = _BatchWriter(batch)
     pending: list[tuple[Location, SampleRecord]] = []
     for index, (location, raw) in enumerate(
-        read_records(path, max_field_bytes=settings.AEGIS_IMPORT_MAX_FIELD_BYTES, display_name=batch.filename),
+        read_records(path, display_name=batch.filename),
         start=1,
     ):
         writer.rows_read += 1

