@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from annotation.models import Project
 from annotation.permissions import require_admin
 from config.celery import queue_after_commit
+from core.outbound import OutboundRefused, check_endpoint_url
 
 from . import generation, selectors, services
 from .backends import queue_for
@@ -18,7 +19,20 @@ from .models import GenerationJob, JudgedPart, Juror, JuryJob
 from .tasks import run_generation_job_task, run_jury_job_task
 
 
+def _checked_base_url(value: str) -> str:
+    """An OpenAI-compatible server's URL, if AEGIS_ENDPOINT_ALLOWED_HOSTS lets the server call it."""
+    if not value:
+        return value
+    try:
+        return check_endpoint_url(value)
+    except OutboundRefused as error:
+        raise serializers.ValidationError(str(error)) from None
+
+
 class JurorSerializer(serializers.ModelSerializer):
+    def validate_base_url(self, value: str) -> str:
+        return _checked_base_url(value)
+
     class Meta:
         model = Juror
         fields = [
@@ -120,6 +134,9 @@ def cancel(request, job_id: int):
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):
+    def validate_base_url(self, value: str) -> str:
+        return _checked_base_url(value)
+
     class Meta:
         model = GenerationJob
         fields = [
