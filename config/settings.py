@@ -6,6 +6,7 @@ run in-process. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and real
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "evaluation",
     "moderation",
     "frontend",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -142,7 +145,7 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "core.login_throttle.ThrottledBasicAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -211,6 +214,33 @@ CACHES = {
 # Import limits (see README "Importing samples").
 AEGIS_IMPORT_MAX_FIELD_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_FIELD_BYTES", 1024 * 1024))
 AEGIS_IMPORT_BATCH_SIZE = int(os.environ.get("AEGIS_IMPORT_BATCH_SIZE", 2000))
+
+# Login throttling (README "Login throttling"): django-axes counts failed passwords per account and
+# client address on the login form, the admin, Basic auth and the token endpoint, in the shared
+# "throttle" cache; a locked-out client gets HTTP 429 until the cool-off ends.
+AUTHENTICATION_BACKENDS = ["core.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env_bool("AEGIS_LOGIN_THROTTLE", True)
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CACHE = "throttle"
+AXES_FAILURE_LIMIT = int(os.environ.get("AEGIS_LOGIN_FAILURE_LIMIT", 10))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AEGIS_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Without Redis the app runs as one process, so the in-memory "throttle" cache sees every attempt.
+SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["axes.W001"]
+
+# Outbound calls and server paths (README "Outbound addresses and server paths"): the hosts model
+# endpoints may be on (names, .domain suffixes, networks; link-local and metadata addresses are
+# refused always), and the folders staff may name in the web app.
+AEGIS_ENDPOINT_ALLOWED_HOSTS = env_list(
+    "AEGIS_ENDPOINT_ALLOWED_HOSTS",
+    ["localhost", "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+AEGIS_SERVER_PATH_ROOTS = env_list(
+    "AEGIS_SERVER_PATH_ROOTS", [str(AEGIS_SHARED_DATA), str(MEDIA_ROOT), str(VAR_DIR / "models")]
+)
 # Checked while a file streams in (README "Import limits"): decompressed bytes, in all and as a
 # ratio to a gzipped upload; one line (or quoted CSV record); a whole JSON-array document; records;
 # blank lines; JSON nesting.

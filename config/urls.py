@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from annotation import api_work
 from annotation.api import ExportSnapshotViewSet, ImportBatchViewSet, ProjectViewSet
+from core.token_api import obtain_auth_token
 from evaluation import api as evaluation_api
 from jury import api as jury_api
 from moderation import api as moderation_api
