@@ -58,10 +58,14 @@ def import_samples(
     source_name: str | None = None,
     display_name: str | None = None,
     created_by=None,
+    map_annotators: bool = False,
 ) -> ImportBatch:
     """Imports one file into a project, all or nothing; raises ImportDataError on bad input.
 
     Rows whose content is already in the project are skipped, so importing twice adds nothing.
+    Annotator names become imported accounts (``imported:<name>``); ``map_annotators`` (the
+    command line's ``--map-annotators``, for staff) attributes a name to the existing account of
+    that username instead.
     """
     path = Path(path)
     batch = start_import_batch(
@@ -71,14 +75,14 @@ def import_samples(
         source_name=source_name,
         created_by=created_by,
     )
-    return _run_import(batch, path)
+    return _run_import(batch, path, map_annotators=map_annotators)
 
 
-def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
+def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False) -> ImportBatch:
     ImportBatch.objects.filter(pk=batch.pk).update(status=JobStatus.RUNNING)
     try:
         with transaction.atomic():
-            counts = import_rows(batch, path)
+            counts = import_rows(batch, path, map_annotators=map_annotators)
     except ImportDataError as error:
         _fail_batch(batch, str(error))
         raise
