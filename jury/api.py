@@ -1,6 +1,6 @@
 """REST API of the jury: jurors, jury jobs and generation jobs (start, progress, cancel). Thin views."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -84,7 +84,14 @@ def jurors(request, pk: int):
     if request.method == "POST":
         serializer = JurorSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        serializer.save(project=project)
+        taken = {"name": [f"this project already has a juror named {serializer.validated_data['name']!r}"]}
+        if Juror.objects.filter(project=project, name=serializer.validated_data["name"]).exists():
+            raise ValidationError(taken)
+        try:
+            with transaction.atomic():
+                serializer.save(project=project)
+        except IntegrityError:
+            raise ValidationError(taken) from None
         return Response(serializer.data, status=status.HTTP_201_CREATED)
     return Response(JurorSerializer(selectors.project_jurors(project), many=True).data)
 
