@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -232,6 +233,23 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
 # Without Redis the app runs as one process, so the in-memory "throttle" cache sees every attempt.
 SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["axes.W001"]
+
+# Content-Security-Policy (README "Content-Security-Policy", django-csp): scripts, styles, images
+# and fonts from this site only; no inline script or style, no plugins, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Outbound calls and server paths (README "Outbound addresses and server paths"): the hosts model
 # endpoints may be on (names, .domain suffixes, networks; link-local and metadata addresses are
