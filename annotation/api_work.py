@@ -4,7 +4,7 @@ and the agreement report."""
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
@@ -201,7 +201,18 @@ class AdjudicationSerializer(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-@extend_schema(responses=dict)
+@extend_schema(
+    responses=inline_serializer(
+        "ReviewQueueItem",
+        {
+            "sample": serializers.DictField(),
+            "reason": serializers.CharField(),
+            "jury": serializers.ListField(child=serializers.DictField()),
+            "annotations": serializers.ListField(child=serializers.DictField()),
+        },
+        many=True,
+    )
+)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def review_queue(request, pk: int):

@@ -141,12 +141,13 @@ def decision_data(decision: Decision, experts: list | None = None) -> dict:
     }
 
 
-@extend_schema(
-    request=ModerationEnsembleCreateSerializer,
-    responses=inline_serializer(
-        "ModerationEnsemble", {"id": serializers.IntegerField(), "slug": serializers.CharField()}
-    ),
+ENSEMBLE_SCHEMA = inline_serializer(
+    "ModerationEnsemble", {"id": serializers.IntegerField(), "slug": serializers.CharField()}
 )
+
+
+@extend_schema(methods=["GET"], responses=ENSEMBLE_SCHEMA.__class__(many=True))
+@extend_schema(methods=["POST"], request=ModerationEnsembleCreateSerializer, responses={201: ENSEMBLE_SCHEMA})
 @api_view(["GET", "POST"])
 @authentication_classes(AUTHENTICATION)
 @permission_classes([IsAuthenticated])
