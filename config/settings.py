@@ -170,6 +170,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "annotation.models.JobStatus",
         "GenerationKindEnum": "jury.models.GenerationKind",
         "TrainerKindEnum": "training.models.TrainerKind",
+        "SafetyLabelEnum": "annotation.labels.SafetyLabel",
+        "LabelSourceEnum": "annotation.labels.LabelSource",
     },
 }
 

@@ -117,7 +117,7 @@ def read_blend(blend: TrainingBlend, split: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in stream]
 
 
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def _check_base_model(by, base_model: str) -> None:
