@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.db import transaction
 from django.http import FileResponse, Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -46,6 +47,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         require_admin(self.request.user, project)
         return project
 
+    @extend_schema(responses=SampleSerializer(many=True))
     @action(detail=True, methods=["get"], permission_classes=[permissions.IsAuthenticated])
     def samples(self, request, pk=None):
         """Pages of samples; with ``page_size`` or ``cursor`` (and the browser's filters), keyset
@@ -65,6 +67,8 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         page = self.paginate_queryset(selectors.project_samples(project))
         return self.get_paginated_response(SampleSerializer(page, many=True).data)
 
+    @extend_schema(methods=["GET"], responses=ImportBatchSerializer(many=True))
+    @extend_schema(methods=["POST"], request=ImportRequestSerializer, responses={202: ImportBatchSerializer})
     @action(
         detail=True,
         methods=["get", "post"],
@@ -93,6 +97,8 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         batch.refresh_from_db()
         return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(methods=["GET"], responses=ExportSnapshotSerializer(many=True))
+    @extend_schema(methods=["POST"], request=ExportRequestSerializer, responses={202: ExportSnapshotSerializer})
     @action(detail=True, methods=["get", "post"], permission_classes=[permissions.IsAuthenticated])
     def exports(self, request, pk=None):
         project = self.get_admin_project()

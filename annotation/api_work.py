@@ -1,16 +1,16 @@
 """REST API of the annotator workbench: members, batches, next item, submit, skip, flag, history,
 and the agreement report."""
 
-import csv
-
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+
+from core.csvfiles import CsvWriter
 
 from . import selectors, services
 from .labels import LabelError
@@ -207,7 +207,7 @@ def agreement(request, pk: int):
     if request.query_params.get("as") == "csv":
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="agreement-{project.slug}.csv"'
-        csv.writer(response, lineterminator="\n").writerows(selectors.agreement_rows(report))
+        CsvWriter(response).writerows(selectors.agreement_rows(report))
         return response
     return Response(report)
 
@@ -218,7 +218,18 @@ class AdjudicationSerializer(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-@extend_schema(responses=dict)
+@extend_schema(
+    responses=inline_serializer(
+        "ReviewQueueItem",
+        {
+            "sample": serializers.DictField(),
+            "reason": serializers.CharField(),
+            "jury": serializers.ListField(child=serializers.DictField()),
+            "annotations": serializers.ListField(child=serializers.DictField()),
+        },
+        many=True,
+    )
+)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def review_queue(request, pk: int):

@@ -1,6 +1,5 @@
 """The Aegis 2.0 release format: columns, deterministic splits and the file writers."""
 
-import csv
 import hashlib
 import io
 from collections import Counter
@@ -8,6 +7,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+
+from core.csvfiles import CsvWriter
 
 EXPORT_COLUMNS = (
     "id",
@@ -74,15 +75,15 @@ class _JsonArrayWriter:
 
 
 class _CsvWriter:
-    """CSV cannot tell null from empty: both are written as an empty cell."""
+    """RFC 4180 with formulas neutralised (core.csvfiles); CSV cannot tell null from empty."""
 
     def __init__(self, stream: BinaryIO):
         self.text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
-        self.writer = csv.writer(self.text, lineterminator="\n")
+        self.writer = CsvWriter(self.text)
         self.writer.writerow(EXPORT_COLUMNS)
 
     def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow(["" if value is None else value for value in row.values()])
+        self.writer.writerow(row.values())
 
     def close(self) -> None:
         self.text.flush()

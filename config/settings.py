@@ -6,6 +6,7 @@ run in-process. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and real
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "evaluation",
     "moderation",
     "frontend",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -144,7 +148,7 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "core.login_throttle.ThrottledBasicAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -153,6 +157,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # Online moderation: requests per account to POST /api/moderation/{slug}/ (README "Online moderation").
     "DEFAULT_THROTTLE_RATES": {"moderation": os.environ.get("AEGIS_MODERATION_RATE", "600/min")},
+    # Redis or the task broker down: 503 with a message (core.api_errors), never a 500.
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -166,6 +172,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "core.models.JobStatus",
         "GenerationKindEnum": "jury.models.GenerationKind",
         "TrainerKindEnum": "training.models.TrainerKind",
+        "SafetyLabelEnum": "annotation.labels.SafetyLabel",
+        "LabelSourceEnum": "annotation.labels.LabelSource",
     },
 }
 
@@ -239,6 +247,60 @@ AEGIS_JURY_SCORING = os.environ.get("AEGIS_JURY_SCORING", "one_pass")
 # Import limits (see README "Importing samples").
 AEGIS_IMPORT_MAX_FIELD_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_FIELD_BYTES", 1024 * 1024))
 AEGIS_IMPORT_BATCH_SIZE = int(os.environ.get("AEGIS_IMPORT_BATCH_SIZE", 2000))
+
+# Login throttling (README "Login throttling"): django-axes counts failed passwords per account and
+# client address on the login form, the admin, Basic auth and the token endpoint, in the shared
+# "throttle" cache; a locked-out client gets HTTP 429 until the cool-off ends.
+AUTHENTICATION_BACKENDS = ["core.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env_bool("AEGIS_LOGIN_THROTTLE", True)
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CACHE = "throttle"
+AXES_FAILURE_LIMIT = int(os.environ.get("AEGIS_LOGIN_FAILURE_LIMIT", 10))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AEGIS_LOGIN_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Without Redis the app runs as one process, so the in-memory "throttle" cache sees every attempt.
+SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["axes.W001"]
+
+# Content-Security-Policy (README "Content-Security-Policy", django-csp): scripts, styles, images
+# and fonts from this site only; no inline script or style, no plugins, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Outbound calls and server paths (README "Outbound addresses and server paths"): the hosts model
+# endpoints may be on (names, .domain suffixes, networks; link-local and metadata addresses are
+# refused always), and the folders staff may name in the web app.
+AEGIS_ENDPOINT_ALLOWED_HOSTS = env_list(
+    "AEGIS_ENDPOINT_ALLOWED_HOSTS",
+    ["localhost", "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+AEGIS_SERVER_PATH_ROOTS = env_list(
+    "AEGIS_SERVER_PATH_ROOTS", [str(AEGIS_SHARED_DATA), str(MEDIA_ROOT), str(VAR_DIR / "models")]
+)
+# Checked while a file streams in (README "Import limits"): decompressed bytes, in all and as a
+# ratio to a gzipped upload; one line (or quoted CSV record); a whole JSON-array document; records;
+# blank lines; JSON nesting.
+AEGIS_IMPORT_MAX_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_BYTES", 4 * 1024**3))
+AEGIS_IMPORT_MAX_RATIO = float(os.environ.get("AEGIS_IMPORT_MAX_RATIO", 100))
+AEGIS_IMPORT_MAX_LINE_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_LINE_BYTES", 16 * 1024 * 1024))
+AEGIS_IMPORT_MAX_DOCUMENT_BYTES = int(os.environ.get("AEGIS_IMPORT_MAX_DOCUMENT_BYTES", 256 * 1024 * 1024))
+AEGIS_IMPORT_MAX_ROWS = int(os.environ.get("AEGIS_IMPORT_MAX_ROWS", 10_000_000))
+AEGIS_IMPORT_MAX_BLANK_LINES = int(os.environ.get("AEGIS_IMPORT_MAX_BLANK_LINES", 100_000))
+AEGIS_IMPORT_MAX_JSON_DEPTH = int(os.environ.get("AEGIS_IMPORT_MAX_JSON_DEPTH", 32))
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from annotation import api_work
 from annotation.api import ExportSnapshotViewSet, ImportBatchViewSet, ProjectViewSet
+from core.token_api import obtain_auth_token
 from evaluation import api as evaluation_api
 from jury import api as jury_api
 from moderation import api as moderation_api
@@ -62,7 +62,11 @@ urlpatterns = [
     path("api/moderation/<slug:slug>/history/", moderation_api.history, name="moderation-history"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="frontend/swagger_ui.html"),
+        name="api-docs",
+    ),
     path("api-auth/", include("rest_framework.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("frontend.urls")),

@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
@@ -157,7 +157,20 @@ def compare(request):
     return report_response(chosen, request.GET.get("as", "md"), name)
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(
+    responses=inline_serializer(
+        "Benchmark",
+        {
+            "name": serializers.CharField(),
+            "task": serializers.CharField(),
+            "positive_class": serializers.CharField(),
+            "positive_values": serializers.ListField(child=serializers.CharField()),
+            "description": serializers.CharField(),
+            "shipped": serializers.BooleanField(),
+        },
+        many=True,
+    )
+)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def benchmarks(request):

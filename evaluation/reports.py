@@ -5,7 +5,6 @@ mappings, sampling). Exported as Markdown, CSV and JSON; several runs make one t
 side by side). Plots (matplotlib, Agg, imported only here and only when asked): F1 bars per
 benchmark, precision-recall curves where guards give scores."""
 
-import csv
 import io
 import json
 import os
@@ -16,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.utils.text import slugify
+
+from core.csvfiles import CsvWriter
 
 from .benchmarks import get_benchmark
 
@@ -259,13 +260,6 @@ def to_markdown(table: PaperTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv_safe(value: Any) -> Any:
-    """Text that a spreadsheet would read as a formula is quoted with a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -273,16 +267,16 @@ def _number(value: float | None) -> str:
 def to_csv(table: PaperTable) -> str:
     """The table, one row per guard; the threshold and category mappings pinned in their own columns."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = CsvWriter(buffer)
     writer.writerow(
         ["model", "run", *(column.label for column in table.columns), "average", "weighted_average",
          "benchmarks_answered", "threshold", "category_mappings"]
     )  # fmt: skip
     for row in table.rows:
         writer.writerow(
-            [_csv_safe(row.label), row.run, *(_number(v) for v in row.f1), _number(row.average),
+            [row.label, row.run, *(_number(v) for v in row.f1), _number(row.average),
              _number(row.weighted_average), row.answered, "" if row.threshold is None else row.threshold,
-             _csv_safe("; ".join(row.mappings))]
+             "; ".join(row.mappings)]
         )  # fmt: skip
     return buffer.getvalue()
 

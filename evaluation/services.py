@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
@@ -25,6 +24,7 @@ from annotation.models import ExportSnapshot
 from annotation.permissions import require_admin
 from core.files import atomic_file
 from core.jobs import CONNECTION_LOST, JobCancelled, JobLost, JobRun, cancel_job
+from core.outbound import OutboundRefused, check_endpoint_url, check_server_path
 
 from . import reports
 from .benchmarks import BENCHMARKS, Benchmark, BenchmarkItem, get_benchmark
@@ -118,12 +118,6 @@ def _taxonomy(value: Any):
         raise EvaluationError(f"option taxonomy: no taxonomy {value!r}") from None
 
 
-def _staff_or_command(by, what: str) -> None:
-    """Server paths are read only for staff, and for the command line (``by`` None)."""
-    if by is not None and not by.is_staff:
-        raise PermissionDenied(f"only staff may evaluate {what} (a path on the server)")
-
-
 def _unique(name: str, taken: set[str]) -> str:
     candidate, number = name, 2
     while candidate in taken:
@@ -186,6 +180,10 @@ def _resolve_guard(spec: Any, by, resolved: _Resolved) -> dict:
     elif kind == "endpoint":
         if not isinstance(spec["endpoint"], str) or not spec["endpoint"].startswith(("http://", "https://")):
             raise EvaluationError(f"endpoint {spec['endpoint']!r}: expected the server's base URL (http…/v1)")
+        try:
+            check_endpoint_url(spec["endpoint"])
+        except OutboundRefused as error:
+            raise EvaluationError(f"endpoint {error}") from None
         if not spec.get("model"):
             raise EvaluationError(f"endpoint {spec['endpoint']}: name the served model (model)")
         prompt_format = spec.get("prompt_format", "nemoguard")
@@ -200,8 +198,7 @@ def _resolve_guard(spec: Any, by, resolved: _Resolved) -> dict:
         out.update(model=spec["model"], prompt_format=prompt_format, name=spec.get("name") or spec["model"])
         out["options"] = options
     else:
-        _staff_or_command(by, "prediction files")
-        path = Path(str(spec["predictions"]))
+        path = check_server_path(by, str(spec["predictions"]), "evaluate prediction files")
         parser = spec.get("parser", "guardreasoner")
         if parser not in PARSERS:
             raise EvaluationError(f"predictions {path}: unknown parser {parser!r} (choose {', '.join(PARSERS)})")
@@ -239,8 +236,7 @@ def _resolve_benchmark(spec: Any, by, resolved: _Resolved) -> dict:
         part = name.removeprefix("export_")
         return {"name": name, "export": export.pk, "label": spec.get("label") or f"export{export.pk}_{part}"}
     if spec.get("path"):
-        _staff_or_command(by, "benchmark files")
-        path = Path(str(spec["path"]))
+        path = check_server_path(by, str(spec["path"]), "evaluate benchmark files")
         if not path.exists():
             raise EvaluationError(f"benchmark {name}: {path} does not exist")
         return {"name": name, "path": str(path), "label": spec.get("label") or name}

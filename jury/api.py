@@ -1,6 +1,6 @@
 """REST API of the jury: jurors, jury jobs and generation jobs (start, progress, cancel). Thin views."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -11,12 +11,26 @@ from rest_framework.response import Response
 from annotation.models import Project
 from annotation.permissions import require_admin
 from core.jobs import start_job
+from core.outbound import OutboundRefused, check_endpoint_url
 
 from . import generation, selectors, services
 from .models import GenerationJob, JudgedPart, Juror, JuryJob
 
 
+def _checked_base_url(value: str) -> str:
+    """An OpenAI-compatible server's URL, if AEGIS_ENDPOINT_ALLOWED_HOSTS lets the server call it."""
+    if not value:
+        return value
+    try:
+        return check_endpoint_url(value)
+    except OutboundRefused as error:
+        raise serializers.ValidationError(str(error)) from None
+
+
 class JurorSerializer(serializers.ModelSerializer):
+    def validate_base_url(self, value: str) -> str:
+        return _checked_base_url(value)
+
     class Meta:
         model = Juror
         fields = [
@@ -68,7 +82,14 @@ def jurors(request, pk: int):
     if request.method == "POST":
         serializer = JurorSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        serializer.save(project=project)
+        taken = {"name": [f"this project already has a juror named {serializer.validated_data['name']!r}"]}
+        if Juror.objects.filter(project=project, name=serializer.validated_data["name"]).exists():
+            raise ValidationError(taken)
+        try:
+            with transaction.atomic():
+                serializer.save(project=project)
+        except IntegrityError:
+            raise ValidationError(taken) from None
         return Response(serializer.data, status=status.HTTP_201_CREATED)
     return Response(JurorSerializer(selectors.project_jurors(project), many=True).data)
 
@@ -118,6 +139,9 @@ def cancel(request, job_id: int):
 
 
 class GenerationJobSerializer(serializers.ModelSerializer):
+    def validate_base_url(self, value: str) -> str:
+        return _checked_base_url(value)
+
     class Meta:
         model = GenerationJob
         fields = [

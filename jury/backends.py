@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from core.outbound import OutboundRefused, check_endpoint_url
+
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -44,6 +46,10 @@ class OpenAICompatibleBackend:
     concurrency: int = 8
 
     def __post_init__(self) -> None:
+        try:
+            check_endpoint_url(self.base_url)
+        except OutboundRefused as error:
+            raise BackendError(str(error)) from None
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         self.client = httpx.Client(

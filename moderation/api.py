@@ -11,7 +11,7 @@ from django.core.cache import caches
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -20,12 +20,13 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
 from annotation.models import Project
+from core.login_throttle import ThrottledBasicAuthentication
 from evaluation import online
 
 from . import selectors, services
 from .models import Algorithm, Decision, Ensemble, ExpertTask, WeightHistory
 
-AUTHENTICATION = [TokenAuthentication, SessionAuthentication, BasicAuthentication]
+AUTHENTICATION = [TokenAuthentication, SessionAuthentication, ThrottledBasicAuthentication]
 
 
 class ModerationThrottle(UserRateThrottle):
@@ -140,12 +141,13 @@ def decision_data(decision: Decision, experts: list | None = None) -> dict:
     }
 
 
-@extend_schema(
-    request=ModerationEnsembleCreateSerializer,
-    responses=inline_serializer(
-        "ModerationEnsemble", {"id": serializers.IntegerField(), "slug": serializers.CharField()}
-    ),
+ENSEMBLE_SCHEMA = inline_serializer(
+    "ModerationEnsemble", {"id": serializers.IntegerField(), "slug": serializers.CharField()}
 )
+
+
+@extend_schema(methods=["GET"], responses=ENSEMBLE_SCHEMA.__class__(many=True))
+@extend_schema(methods=["POST"], request=ModerationEnsembleCreateSerializer, responses={201: ENSEMBLE_SCHEMA})
 @api_view(["GET", "POST"])
 @authentication_classes(AUTHENTICATION)
 @permission_classes([IsAuthenticated])

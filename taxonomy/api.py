@@ -1,7 +1,8 @@
 """REST API for taxonomies: list, read, create custom ones, new versions, prompt block."""
 
 from django.db import transaction
-from rest_framework import permissions, status, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -60,6 +61,7 @@ class TaxonomyViewSet(viewsets.ModelViewSet):
             raise ValidationError({"detail": str(error)}) from None
         return Response(self.get_serializer(taxonomy).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses=inline_serializer("PromptBlock", {"block": serializers.CharField()}))
     @action(detail=True, methods=["get"], url_path="prompt-block")
     def prompt_block(self, request, pk=None):
         return Response({"block": render_category_block(self.get_object())})

@@ -11,6 +11,8 @@ class CategorySerializer(serializers.ModelSerializer):
 
 class TaxonomySerializer(serializers.ModelSerializer):
     categories = CategorySerializer(many=True)
+    # Built-in slugs carry a version-like dot (aegis-1.0), which Django's slug pattern refuses.
+    slug = serializers.RegexField(r"^[-a-zA-Z0-9_.]+$", max_length=80)
 
     class Meta:
         model = Taxonomy

@@ -39,6 +39,12 @@ def media_root(settings, media_dir) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def server_path_roots(settings, tmp_path_factory):
+    """Staff may name files the tests write under pytest's temporary folder."""
+    settings.AEGIS_SERVER_PATH_ROOTS = [*settings.AEGIS_SERVER_PATH_ROOTS, str(tmp_path_factory.getbasetemp())]
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

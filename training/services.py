@@ -3,6 +3,7 @@ cancel, resume) and the guard models they register."""
 
 import hashlib
 import json
+import re
 import shutil
 import time
 import uuid
@@ -19,6 +20,7 @@ from annotation.permissions import require_admin
 from core.files import atomic_file, atomic_folder
 from core.jobs import JobRun, cancel_job, start_job
 from core.models import JobStatus
+from core.outbound import check_server_path
 
 from .blend import BLEND_SPLITS, BlendBuilder, BlendError, BlendOptions, read_export_split, read_topic_following
 from .models import GuardModel, TrainerKind, TrainingBlend, TrainingRun
@@ -38,6 +40,8 @@ def start_blend(export: ExportSnapshot, *, by, options: dict[str, Any] | None = 
     require_admin(by, export.project)
     if not export.succeeded:
         raise BlendError(f"export {export.pk} is {export.status}: only a finished export can be blended")
+    if (options or {}).get("topic_following"):
+        check_server_path(by, str(options["topic_following"]), "read topic-following files")
     checked = BlendOptions.from_dict(options or {})
     blend = TrainingBlend.objects.create(
         project=export.project, export=export, options=checked.as_dict(), created_by=by
@@ -125,6 +129,16 @@ def read_blend(blend: TrainingBlend, split: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in stream]
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def _check_base_model(by, base_model: str) -> None:
+    """A Hugging Face id for anyone; a server path for staff only, inside AEGIS_SERVER_PATH_ROOTS."""
+    if HUB_ID.fullmatch(base_model) and ".." not in base_model:
+        return
+    check_server_path(by, base_model, "train from a base model on the server")
+
+
 def start_training_run(
     blend: TrainingBlend, *, by, kind: str, base_model: str = "", config: dict[str, Any] | None = None
 ) -> TrainingRun:
@@ -138,6 +152,8 @@ def start_training_run(
         base_model = base_model or minilm_path()
     elif not base_model:
         raise TrainingError("a LoRA run needs a base model (a Hugging Face id or a local path)")
+    if base_model and not (kind == TrainerKind.MINILM and base_model == minilm_path()):
+        _check_base_model(by, base_model)
     return TrainingRun.objects.create(
         blend=blend,
         kind=kind,

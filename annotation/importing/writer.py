@@ -14,13 +14,18 @@ from taxonomy.selectors import CategoryIndex
 from ..bulk import db_datetime, insert_rows, refresh_planner_statistics, reserve_ids
 from ..models import Annotation, FinalLabel, ImportBatch, Sample, SampleCategory
 from .adapters import AdapterContext, get_adapter
+from .annotators import annotator_name_problem, imported_username
 from .errors import ImportDataError, Location, RowError
 from .readers import columns_of, read_records
 from .records import SampleRecord, prompt_and_response
 
 
 def import_rows(
-    batch: ImportBatch, path: Path, on_progress: Callable[[int], None] | None = None
+    batch: ImportBatch,
+    path: Path,
+    on_progress: Callable[[int], None] | None = None,
+    *,
+    map_annotators: bool = False,
 ) -> dict[str, int]:
     """Imports the file into the batch's project; call inside a transaction. Returns the counts.
     ``on_progress(rows_read)`` is called after each stored chunk (it may raise to stop)."""
@@ -36,10 +41,10 @@ def import_rows(
                 missing[0],
             )
     ctx = AdapterContext(categories=CategoryIndex.for_taxonomy(project.taxonomy), filename=batch.filename)
-    writer = _BatchWriter(batch)
+    writer = _BatchWriter(batch, map_annotators=map_annotators)
     pending: list[tuple[Location, SampleRecord]] = []
     for index, (location, raw) in enumerate(
-        read_records(path, max_field_bytes=settings.AEGIS_IMPORT_MAX_FIELD_BYTES, display_name=batch.filename),
+        read_records(path, display_name=batch.filename),
         start=1,
     ):
         writer.rows_read += 1
@@ -110,8 +115,9 @@ def _json(value: Any) -> str:
 class _BatchWriter:
     """Writes chunks of records; de-duplicates by content against the chunk and the database."""
 
-    def __init__(self, batch: ImportBatch):
+    def __init__(self, batch: ImportBatch, *, map_annotators: bool = False):
         self.batch = batch
+        self.map_annotators = map_annotators
         self.project = batch.project
         self.rows_read = self.created = self.duplicates = self.existing = 0
         self.annotator_ids: dict[str, int] = {}
@@ -157,6 +163,10 @@ class _BatchWriter:
                     else "by a sample already in the project"
                 )
                 raise ImportDataError(f"duplicate id {uid!r}: used {where} with different content", location, "id")
+            for position, annotation in enumerate(record.annotations, start=1):
+                problem = annotator_name_problem(annotation.annotator)
+                if problem:
+                    raise ImportDataError(problem, location, f"annotations[{position}].annotator")
             new_by_hash[content_hash] = location
             new_by_uid[uid] = location
             try:
@@ -234,12 +244,14 @@ class _BatchWriter:
             self.analyze_at = self.created * 2
 
     def _annotator_id(self, name: str) -> int:
-        """An existing user of that name, or an inactive account standing for an imported annotator."""
+        """The inactive account ``imported:<name>``; with ``map_annotators``, an existing user of that name."""
         if name not in self.annotator_ids:
             user_model = get_user_model()
-            user = user_model.objects.filter(username=name).first()
+            user = user_model.objects.filter(username=name).first() if self.map_annotators else None
             if user is None:
-                user = user_model(username=name, is_active=False)
+                user = user_model.objects.filter(username=imported_username(name)).first()
+            if user is None:
+                user = user_model(username=imported_username(name), is_active=False)
                 user.set_unusable_password()
                 user.save()
             self.annotator_ids[name] = user.pk

@@ -61,10 +61,14 @@ def import_samples(
     source_name: str | None = None,
     display_name: str | None = None,
     created_by=None,
+    map_annotators: bool = False,
 ) -> ImportBatch:
     """Imports one file into a project, all or nothing; raises ImportDataError on bad input.
 
     Rows whose content is already in the project are skipped, so importing twice adds nothing.
+    Annotator names become imported accounts (``imported:<name>``); ``map_annotators`` (the
+    command line's ``--map-annotators``, for staff) attributes a name to the existing account of
+    that username instead.
     """
     path = Path(path)
     batch = start_import_batch(
@@ -74,10 +78,10 @@ def import_samples(
         source_name=source_name,
         created_by=created_by,
     )
-    return _run_import(batch, path)
+    return _run_import(batch, path, map_annotators=map_annotators)
 
 
-def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
+def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False) -> ImportBatch:
     """All or nothing in one transaction, so an interrupted import (a killed worker, Ctrl-C, a
     cancel) stores nothing and a resumed one starts again from the first row."""
     try:
@@ -86,7 +90,9 @@ def _run_import(batch: ImportBatch, path: Path) -> ImportBatch:
                 return batch
             try:
                 with transaction.atomic():
-                    counts = import_rows(batch, path, on_progress=partial(_checkpoint, run))
+                    counts = import_rows(
+                        batch, path, on_progress=partial(_checkpoint, run), map_annotators=map_annotators
+                    )
             except OSError as error:
                 raise ImportDataError(error.strerror or str(error), batch.filename) from error
             except IntegrityError as error:

@@ -89,9 +89,9 @@ def test_aegis1_labels_become_annotations(project, tmp_path):
         for a in Annotation.objects.filter(sample__uid="aegis1-a1").select_related("annotator")
     }
     assert labels == {
-        "aegis1.labels_0": ("unsafe", ["S3"]),
-        "aegis1.labels_1": ("safe", []),
-        "aegis1.labels_2": ("needs_caution", []),
+        "imported:aegis1.labels_0": ("unsafe", ["S3"]),
+        "imported:aegis1.labels_1": ("safe", []),
+        "imported:aegis1.labels_2": ("needs_caution", []),
     }
     dialogue = Sample.objects.get(uid="aegis1-a2")
     assert dialogue.turns == [
@@ -130,8 +130,9 @@ def test_generic_jsonl(project, tmp_path, django_user_model):
     assert (sample.prompt, sample.response) == ("Tell me a secret", "No.")
     assert sample.final_label.prompt_label == "needs_caution"
     assert sample.final_label.categories == ["S9"]
-    assert sample.annotations.get(annotator__username="alice").categories == ["S9"]
-    assert django_user_model.objects.get(username="bob").is_active is False
+    assert sample.annotations.get(annotator__username="imported:alice").categories == ["S9"]
+    assert django_user_model.objects.get(username="imported:bob").is_active is False
+    assert not django_user_model.objects.get(username="alice").annotations.exists()
     assert FinalLabel.objects.filter(sample__project=project).count() == 1
 
 

@@ -58,9 +58,9 @@ def test_xstest_completions_two_annotators(project, shared_data, model):
     assert (batch.rows_read, batch.created_count) == (450, 450)
     for column in ("annotation_1", "annotation_2"):
         stored = Counter(
-            Annotation.objects.filter(sample__project=project, annotator__username=f"xstest.{column}").values_list(
-                "response_refusal", flat=True
-            )
+            Annotation.objects.filter(
+                sample__project=project, annotator__username=f"imported:xstest.{column}"
+            ).values_list("response_refusal", flat=True)
         )
         expected = Counter(row[column].split("_", 1)[1] for row in rows)
         assert stored == expected

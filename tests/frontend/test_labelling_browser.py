@@ -81,12 +81,12 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
     page.screenshot(path=str(SCREENSHOTS / "2-hostile-revealed.png"))
     page.keyboard.press("u")
     page.keyboard.press("Enter")  # unsafe needs a category: refused by the page's server call
-    page.wait_for_function("document.getElementById('message').textContent.includes('category')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('category')")
     page.keyboard.press("1")
     page.keyboard.press("1")  # "11" → S11 Threat
     page.wait_for_timeout(600)
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('.turn .text').textContent.includes('bread')")
+    page.wait_for_function("() => document.querySelector('.turn .text').textContent.includes('bread')")
 
     # Item 2: safe prompt, with the shortcut sheet opened and closed.
     page.keyboard.press("?")
@@ -95,7 +95,7 @@ def test_keyboard_only_labelling_of_three_items(browser_page, live_server, djang
     page.keyboard.press("Escape")
     page.keyboard.press("s")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelectorAll('.turn').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('.turn').length === 2")
 
     # Item 3: unsafe prompt, safe response, category 4, a comment.
     assert page.is_visible("#response-labels")

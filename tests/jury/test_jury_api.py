@@ -99,3 +99,19 @@ def test_jobs_page_starts_generation(project, admin_api, client, django_user_mod
     assert "m&lt;i&gt;" in page and "m<i>" not in page
     error = client.post(f"/projects/{project.pk}/jury/", {**form, "base_url": ""}).content.decode()
     assert "base URL" in error
+
+
+def test_duplicate_juror_name_and_metadata_url_answer_400(project, admin_api):
+    url = f"/api/projects/{project.pk}/jurors/"
+    body = {"name": "nemo", "model": "nemo", "base_url": "http://127.0.0.1:9/v1"}
+    assert admin_api.post(url, body, format="json").status_code == 201
+    again = admin_api.post(url, body, format="json")
+    assert again.status_code == 400 and again.json() == {"name": ["this project already has a juror named 'nemo'"]}
+    metadata = admin_api.post(url, {**body, "name": "m", "base_url": "http://169.254.169.254/v1"}, format="json")
+    assert metadata.status_code == 400 and "link-local or metadata" in metadata.json()["base_url"][0]
+    generation = admin_api.post(
+        f"/api/projects/{project.pk}/generation-jobs/",
+        {"kind": "response", "model": "m", "base_url": "http://169.254.169.254/v1"},
+        format="json",
+    )
+    assert generation.status_code == 400 and "link-local or metadata" in generation.json()["base_url"][0]

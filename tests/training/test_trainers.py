@@ -58,7 +58,7 @@ def test_tiny_llama_lora_blend_train_save_reload_generate_parse(small_export, bo
     assert right == len(examples)  # the adapter learnt the answers; the random base alone cannot write JSON
 
 
-def test_training_settings_are_checked(small_export, boss):
+def test_training_settings_are_checked(small_export, boss, tmp_path):
     blend = build_blend(small_export, by=boss)
     with pytest.raises(TrainingError, match="unknown training settings: epoch"):
         start_training_run(blend, by=boss, kind="lora", base_model="x", config={"epoch": 1})
@@ -66,8 +66,9 @@ def test_training_settings_are_checked(small_export, boss):
         start_training_run(blend, by=boss, kind="lora")
     with pytest.raises(TrainingError, match="rank: expected int"):
         start_training_run(blend, by=boss, kind="minilm", config={"rank": "big"})
-    failed = run_training(start_training_run(blend, by=boss, kind="lora", base_model="/nonexistent/model"))
-    assert failed.status == "failed" and "/nonexistent/model" in failed.error
+    missing = str(tmp_path / "nonexistent" / "model")  # inside AEGIS_SERVER_PATH_ROOTS, as staff's paths must be
+    failed = run_training(start_training_run(blend, by=boss, kind="lora", base_model=missing))
+    assert failed.status == "failed" and missing in failed.error
     assert not GuardModel.objects.exists()
 
 

@@ -1,10 +1,10 @@
-import csv
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
 from annotation.selectors import agreement_report, agreement_rows
+from core.csvfiles import CsvWriter
 
 
 class Command(BaseCommand):
@@ -23,5 +23,4 @@ class Command(BaseCommand):
         if options["format"] == "json":
             self.stdout.write(json.dumps(report, indent=2, default=str))
         else:
-            writer = csv.writer(self.stdout, lineterminator="\n")
-            writer.writerows(agreement_rows(report))
+            CsvWriter(self.stdout).writerows(agreement_rows(report))

@@ -14,6 +14,11 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--adapter", required=True, choices=sorted(ADAPTERS), help="the source format")
         parser.add_argument("--source", help="source name stored on each sample (default: the adapter's)")
+        parser.add_argument(
+            "--map-annotators",
+            action="store_true",
+            help="attribute annotations to existing accounts of the same username (default: imported:<name>)",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -22,7 +27,13 @@ class Command(BaseCommand):
             raise CommandError(f"no project with slug {options['project']!r}") from None
         for path in options["files"]:
             try:
-                batch = import_samples(project, path, adapter=options["adapter"], source_name=options["source"])
+                batch = import_samples(
+                    project,
+                    path,
+                    adapter=options["adapter"],
+                    source_name=options["source"],
+                    map_annotators=options["map_annotators"],
+                )
             except ImportDataError as error:
                 raise CommandError(str(error)) from None
             self.stdout.write(

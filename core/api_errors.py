@@ -1,0 +1,23 @@
+"""API answers for a backing service that is down: HTTP 503 with a message, never a 500."""
+
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import RedisError
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "service_unavailable"
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus Redis (rate limits, caches) or the task broker being unreachable as 503."""
+    if isinstance(exc, RedisError):
+        exc = ServiceUnavailable(f"Redis is unreachable ({type(exc).__name__}); try again shortly.")
+    elif isinstance(exc, BrokerUnavailable):
+        exc = ServiceUnavailable("the task queue (Redis) is unreachable; nothing was started, try again shortly.")
+    response = drf_exception_handler(exc, context)
+    if response is not None and response.status_code == 503:
+        response["Retry-After"] = "30"
+    return response

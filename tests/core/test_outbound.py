@@ -1,0 +1,91 @@
+"""Endpoint URLs the server may call (allow-list, metadata always refused, no redirects)."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from core.outbound import OutboundRefused, check_endpoint_url
+from jury.backends import BackendError, OpenAICompatibleBackend
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1",
+        "http://localhost:8000/v1",
+        "http://10.1.2.3/v1",
+        "https://192.168.1.20:8443/v1",
+        "http://172.20.0.5:8000/v1",
+        "http://[::1]:8000/v1",
+    ],
+)
+def test_loopback_and_private_hosts_are_allowed_by_default(url):
+    assert check_endpoint_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local or metadata"),
+        ("http://[::ffff:169.254.169.254]/", "link-local or metadata"),
+        ("http://[fe80::1]/", "link-local or metadata"),
+        ("http://[fd00:ec2::254]/", "link-local or metadata"),
+        ("http://100.100.100.200/", "link-local or metadata"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "metadata hosts are never called"),
+        ("http://0.0.0.0:8000/", "link-local or metadata"),
+        ("http://8.8.8.8/v1", "not in AEGIS_ENDPOINT_ALLOWED_HOSTS"),
+        ("http://no-such-host.invalid/v1", "cannot resolve"),
+        ("file:///etc/passwd", "expected an http\\(s\\) URL"),
+        ("gopher://127.0.0.1/", "expected an http\\(s\\) URL"),
+        ("http://user:secret@127.0.0.1/v1", "credentials in the URL"),
+    ],
+)
+def test_refused_urls_say_why(url, reason):
+    with pytest.raises(OutboundRefused, match=reason):
+        check_endpoint_url(url)
+
+
+def test_the_setting_adds_hosts_but_never_metadata(settings):
+    settings.AEGIS_ENDPOINT_ALLOWED_HOSTS = ["8.8.8.8/32", ".models.example", "169.254.0.0/16", "fe80::/10"]
+    assert check_endpoint_url("http://8.8.8.8/v1")
+    assert check_endpoint_url("https://guard.models.example/v1")  # listed names are not resolved here
+    with pytest.raises(OutboundRefused, match="not in AEGIS_ENDPOINT_ALLOWED_HOSTS"):
+        check_endpoint_url("http://127.0.0.1/v1")
+    for url in ("http://169.254.169.254/", "http://[fe80::1]/"):
+        with pytest.raises(OutboundRefused, match="link-local or metadata"):
+            check_endpoint_url(url)
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.server.hits += 1
+        self.send_response(302)
+        self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_redirect_is_never_followed():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    httpd.hits = 0
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = httpd.server_address
+        backend = OpenAICompatibleBackend(f"http://{host}:{port}/v1", "m", retries=0)
+        with pytest.raises(BackendError, match="HTTP 302"):
+            backend.complete("hello")
+        backend.close()
+        assert httpd.hits == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_backend_refuses_a_stored_url_off_the_list():
+    with pytest.raises(BackendError, match="link-local or metadata"):
+        OpenAICompatibleBackend("http://169.254.169.254/v1", "m")
