@@ -1,13 +1,16 @@
 """The annotator workbench: members, batches, leases on queue items, labels and their audit."""
 
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from ..bulk import refresh_planner_statistics
@@ -27,11 +30,8 @@ from ..models import (
     SampleCategory,
 )
 from ..permissions import require_admin
+from ..selectors import hazard_codes, start_of_today
 from .adjudication import finalize_sample, open_review
-
-
-class NoWork(Exception):
-    """Why an annotator gets no next item (queue empty, daily cap reached)."""
 
 
 def lease_length() -> timedelta:
@@ -130,119 +130,192 @@ def _not_final() -> Q:
     return ~Q(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
 
 
-def _active_lease(user, project: Project, now) -> Assignment | None:
-    return (
-        Assignment.objects.filter(
-            _not_final(),
-            annotator=user,
-            sample__project=project,
-            status=AssignmentStatus.LEASED,
-            lease_expires_at__gt=now,
-        )
-        .select_related("sample__project")
-        .order_by("leased_at")
-        .first()
-    )
+def _count(queryset) -> Coalesce:
+    """``SELECT COUNT(*)`` of a queryset, as a scalar subquery (0 when empty)."""
+    counted = queryset.order_by().annotate(one=Value(1)).values("one").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 def submitted_today(user, project: Project) -> int:
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return Assignment.objects.filter(
-        annotator=user, sample__project=project, status=AssignmentStatus.SUBMITTED, submitted_at__gte=start
+        annotator=user, sample__project=project, status=AssignmentStatus.SUBMITTED, submitted_at__gte=start_of_today()
     ).count()
 
 
-CANDIDATE_WINDOW = 50
+@dataclass
+class Pull:
+    """What a pull found: the lease, and what the labelling page shows beside it (read in the same queries)."""
+
+    assignment: Assignment
+    membership: Membership
+    submitted: int
+    submitted_today: int
+    warning_codes: set[str] | None  # None: the sample has imported annotations, whose categories must be read
+
+
+class NoWork(Exception):
+    """Why an annotator gets no next item (queue empty, daily cap reached)."""
+
+    def __init__(self, reason: str, membership: Membership | None = None):
+        super().__init__(reason)
+        self.membership = membership
+
+
+def _membership_for_pull(user, project_id: int, now) -> Membership:
+    """The annotator's membership, locked (one person's pulls, e.g. two tabs, take turns; no one
+    else's), with its project, the id of the annotator's unexpired lease if any, and their counts
+    of submitted items: one query."""
+    mine = Assignment.objects.filter(annotator=user, sample__project_id=project_id)
+    submitted = mine.filter(status=AssignmentStatus.SUBMITTED)
+    membership = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(project_id=project_id, user=user, role=ProjectRole.ANNOTATOR)
+        .annotate(
+            current_lease=Subquery(
+                mine.filter(_not_final(), status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
+                .order_by("leased_at")
+                .values("pk")[:1]
+            ),
+            submitted=_count(submitted),
+            submitted_today=_count(submitted.filter(submitted_at__gte=start_of_today())),
+        )
+        .first()
+    )
+    if membership is None:
+        get_object_or_404(Project, pk=project_id)
+        raise PermissionDenied(f"{user} is not annotator in this project")
+    return membership
+
+
+def _open_candidates(project_id: int, user, membership: Membership, now):
+    """Queue items this annotator may take, in queue order (batch, priority, id): in an active
+    batch, not done, sample not final, fewer than k places held, not had (or skipped) by this
+    annotator (their own expired lease excepted), no category they opted out of."""
+    held = Assignment.objects.filter(_holds_slot(now), item=OuterRef("pk"))
+    had = Assignment.objects.filter(item=OuterRef("pk"), annotator=user).exclude(
+        status=AssignmentStatus.LEASED, lease_expires_at__lte=now
+    )
+    items = (
+        QueueItem.objects.filter(_not_final(), batch__project_id=project_id, batch__active=True, done=False)
+        .annotate(places=_count(held))
+        .filter(places__lt=F("batch__annotations_per_sample"))
+        .exclude(Exists(had))
+    )
+    if membership.opted_out_categories:
+        avoided = SampleCategory.objects.filter(sample=OuterRef("sample"), code__in=membership.opted_out_categories)
+        items = items.exclude(Exists(avoided))
+    return items.order_by("batch_id", "-priority", "pk")
+
+
+SAMPLE_FIELDS = ("sample__uid", "sample__turns", "sample__response", "sample__final_label__categories")
+MOST_TRIES = 20
 
 
 @transaction.atomic
-def next_assignment(user, project: Project) -> Assignment:
+def pull_next_item(user, project_id: int) -> Pull:
     """The annotator's current lease, or a new one on the next item; raises NoWork.
 
-    An item goes to at most k distinct annotators (submitted or holding an unexpired lease);
-    an expired lease frees its place. Candidates are read a window at a time in queue order
-    (batch, priority, id); the chosen item is locked (SKIP LOCKED, so annotators never wait on
-    each other) and its places counted again under the lock before the lease is written, so
-    concurrent pulls never over-assign. SQLite serialises writers instead.
+    An item goes to at most k distinct annotators (submitted or holding an unexpired lease); an
+    expired lease frees its place. The first open item in queue order is found and locked in one
+    query (SKIP LOCKED, so annotators never wait on each other); the lease is written only if the
+    item's places, counted again in that statement (after the lock, so it sees every committed
+    lease), are fewer than k. SQLite serialises writers instead.
     """
-    # Locking the membership row serialises one person's pulls (two tabs), no one else's.
-    membership = (
-        Membership.objects.select_for_update().filter(project=project, user=user, role=ProjectRole.ANNOTATOR).first()
-    )
-    if membership is None or not user.is_active:
-        raise PermissionDenied(f"{user} is not annotator in project {project.slug!r}")
     now = timezone.now()
-    current = _active_lease(user, project, now)
-    if current is not None:
-        return current
-    if membership.daily_cap is not None and submitted_today(user, project) >= membership.daily_cap:
-        raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow")
-    for batch in AssignmentBatch.objects.filter(project=project, active=True).order_by("pk"):
-        start = 0
-        while True:
-            window = list(
-                QueueItem.objects.filter(_not_final(), batch=batch, done=False)
-                .order_by("-priority", "pk")
-                .values_list("pk", "sample_id")[start : start + CANDIDATE_WINDOW]
-            )
-            if not window:
-                break
-            found = _lock_first_open(window, batch.annotations_per_sample, user, membership, now)
-            if found is not None:
-                return _lease(*found, user, now)
-            start += CANDIDATE_WINDOW
-    raise NoWork("no items left in your queue")
-
-
-def _lock_first_open(
-    window: list[tuple[int, int]], k: int, user, membership: Membership, now
-) -> tuple[QueueItem, bool] | None:
-    """The first item of the window this annotator may take, locked, and whether the annotator
-    holds an expired lease on it; None if there is none."""
-    item_ids = [pk for pk, _ in window]
-    sample_ids = [sample for _, sample in window]
-    # One read of the window's assignments: places taken per item, and the annotator's own.
-    taken: dict[int, int] = {}
-    mine, expired = set(), set()
-    for item_id, annotator_id, status, expires in Assignment.objects.filter(item_id__in=item_ids).values_list(
-        "item_id", "annotator_id", "status", "lease_expires_at"
-    ):
-        lapsed = status == AssignmentStatus.LEASED and expires <= now
-        if status == AssignmentStatus.SUBMITTED or (status == AssignmentStatus.LEASED and not lapsed):
-            taken[item_id] = taken.get(item_id, 0) + 1
-        if annotator_id == user.pk:
-            (expired if lapsed else mine).add(item_id)
-    avoided = set()
-    if membership.opted_out_categories:
-        avoided = set(
-            SampleCategory.objects.filter(
-                sample_id__in=sample_ids, code__in=membership.opted_out_categories
-            ).values_list("sample_id", flat=True)
+    membership = _membership_for_pull(user, project_id, now)
+    counts = {"membership": membership, "submitted": membership.submitted, "submitted_today": membership.submitted_today}
+    if membership.current_lease is not None:
+        assignment = (
+            Assignment.objects.select_related("sample__project", "sample__final_label")
+            .annotate(imported=_imported_labels())
+            .get(pk=membership.current_lease)
         )
-    for item_id, sample_id in window:
-        if taken.get(item_id, 0) >= k or item_id in mine or sample_id in avoided:
-            continue
-        item = QueueItem.objects.select_for_update(skip_locked=True).filter(pk=item_id, done=False).first()
-        if item is None:
-            continue  # another annotator is taking it right now
-        # Counted again under the lock: every lease on this item is written while holding it.
-        if Assignment.objects.filter(_holds_slot(now), item=item).count() < k:
-            return item, item_id in expired
-    return None
+        return Pull(assignment, warning_codes=_warning_codes(assignment.sample, assignment.imported), **counts)
+    if membership.daily_cap is not None and membership.submitted_today >= membership.daily_cap:
+        raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow", membership)
+    candidates = _open_candidates(project_id, user, membership, now).select_for_update(of=("self",), skip_locked=True)
+    tried: list[int] = []
+    for _ in range(MOST_TRIES):
+        found = (
+            candidates.exclude(pk__in=tried)
+            .annotate(imported=_imported_labels("sample"))
+            .values_list("pk", "sample_id", "batch__annotations_per_sample", "imported", *SAMPLE_FIELDS)[:1]
+        )
+        row = next(iter(found), None)
+        if row is None:
+            break
+        item_id, sample_id, k, imported, uid, turns, response, final_codes = row
+        lease = _lease(item_id, sample_id, k, user, now)
+        if lease is not None:
+            sample = Sample(
+                pk=sample_id, project=membership.project, uid=uid, turns=turns, response=response
+            )
+            assignment_id, flagged = lease
+            assignment = Assignment(
+                pk=assignment_id,
+                item_id=item_id,
+                sample=sample,
+                annotator=user,
+                status=AssignmentStatus.LEASED,
+                leased_at=now,
+                lease_expires_at=now + lease_length(),
+                flagged=bool(flagged),
+            )
+            codes = None if imported else set(final_codes or [])
+            return Pull(assignment, warning_codes=codes, **counts)
+        tried.append(item_id)  # filled up between the read and the lock: take the next one
+    raise NoWork("no items left in your queue", membership)
 
 
-def _lease(item: QueueItem, renew: bool, user, now) -> Assignment:
-    """A lease on the item: a new assignment, or the annotator's own expired one renewed."""
-    lease = {
-        "item": item,
-        "status": AssignmentStatus.LEASED,
-        "leased_at": now,
-        "lease_expires_at": now + lease_length(),
-    }
-    if not renew:
-        return Assignment.objects.create(sample_id=item.sample_id, annotator=user, **lease)
-    Assignment.objects.filter(sample_id=item.sample_id, annotator=user).update(**lease)
-    return Assignment.objects.select_related("sample__project").get(sample_id=item.sample_id, annotator=user)
+def _imported_labels(sample: str = "sample") -> Exists:
+    return Exists(Annotation.objects.filter(sample=OuterRef(sample), import_batch__isnull=False))
+
+
+def _warning_codes(sample: Sample, imported: bool) -> set[str] | None:
+    final = getattr(sample, "final_label", None)
+    return None if imported else set(final.categories if final else [])
+
+
+def next_assignment(user, project: Project) -> Assignment:
+    """The annotator's current lease, or a new one on the next item; raises NoWork."""
+    return pull_next_item(user, project.pk).assignment
+
+
+LEASE_SQL = """
+INSERT INTO annotation_assignment
+    (item_id, sample_id, annotator_id, status, leased_at, lease_expires_at, skip_reason, flagged, flag_reason)
+SELECT %(item)s, %(sample)s, %(annotator)s, 'leased', %(now)s, %(expires)s, '', %(false)s, ''
+WHERE (
+    SELECT COUNT(*) FROM annotation_assignment
+    WHERE item_id = %(item)s AND (status = 'submitted' OR (status = 'leased' AND lease_expires_at > %(now)s))
+) < %(k)s
+ON CONFLICT (sample_id, annotator_id) DO UPDATE
+    SET item_id = excluded.item_id, status = excluded.status,
+        leased_at = excluded.leased_at, lease_expires_at = excluded.lease_expires_at
+    WHERE annotation_assignment.status = 'leased'
+RETURNING id, flagged
+"""
+
+
+def _lease(item_id: int, sample_id: int, k: int, user, now) -> tuple[int, bool] | None:
+    """A lease on the locked item (new, or the annotator's own expired one renewed) if fewer than
+    k places are held, counted in the same statement; (assignment id, flagged) or None."""
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            LEASE_SQL,
+            {
+                "item": item_id,
+                "sample": sample_id,
+                "annotator": user.pk,
+                "now": adapt(now),
+                "expires": adapt(now + lease_length()),
+                "k": k,
+                "false": False,
+            },
+        )
+        return cursor.fetchone()
 
 
 def _own_assignment(assignment_id: int, user) -> Assignment:
@@ -271,6 +344,25 @@ def is_finalised(sample: Sample) -> bool:
     return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists()
 
 
+OWN_FIELDS = ("id", "prompt_label", "response_label", "categories", "other_risks", "comment", "time_spent_ms", "created_at")
+
+
+def _assignment_for_submit(assignment_id: int, user) -> Assignment:
+    """The caller's assignment, locked, with its sample, project, final label, batch and the
+    caller's own annotation of the sample (``own_*``): one query."""
+    own = FilteredRelation("sample__annotations", condition=Q(sample__annotations__annotator=user.pk))
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("sample__project", "sample__final_label", "item__batch")
+        .annotate(own=own, **{f"own_{name}": F(f"own__{name}") for name in OWN_FIELDS})
+        .filter(pk=assignment_id)
+        .first()
+    )
+    if assignment is None or assignment.annotator_id != user.pk:
+        raise PermissionDenied("not your assignment")
+    return assignment
+
+
 @transaction.atomic
 def submit_annotation(
     assignment_id: int,
@@ -284,51 +376,103 @@ def submit_annotation(
     time_spent_ms: int | None = None,
 ) -> Annotation:
     """Stores (or revises) the annotator's label for their assignment, with an audit entry."""
-    assignment = _own_assignment(assignment_id, user)
+    assignment = _assignment_for_submit(assignment_id, user)
     sample = assignment.sample
     if assignment.status == AssignmentStatus.SKIPPED:
         raise LabelError("assignment", "this item was skipped")
-    if is_finalised(sample):
+    final = getattr(sample, "final_label", None)
+    if final is not None and final.prompt_label_source in FINAL_LABEL_SOURCES:
         raise LabelError("assignment", "this sample is final; its labels can no longer change")
     now = timezone.now()
+    k = assignment.item.batch.annotations_per_sample
     if assignment.status == AssignmentStatus.LEASED and assignment.lease_expires_at <= now:
         QueueItem.objects.select_for_update().get(pk=assignment.item_id)  # as a pull would
         others = assignment.item.assignments.filter(_holds_slot(now)).exclude(pk=assignment.pk).count()
-        if others >= assignment.item.batch.annotations_per_sample:
+        if others >= k:
             raise LabelError("assignment", "your lease expired and the item went to someone else")
-    taxonomy = sample.project.taxonomy
     prompt, response, codes = check_label_submission(
         has_response=sample.response is not None,
-        hazard_codes=list(taxonomy.categories.filter(hazard=True).values_list("code", flat=True)),
+        hazard_codes=hazard_codes(sample.project.taxonomy_id),
         prompt_label=prompt_label,
         response_label=response_label,
         categories=list(categories or []),
     )
-    annotation = Annotation.objects.filter(sample=sample, annotator=user).first()
-    old = annotation_snapshot(annotation) if annotation else None
-    if annotation is None:
-        annotation = Annotation(sample=sample, annotator=user)
-    annotation.prompt_label, annotation.response_label, annotation.categories = prompt, response, codes
-    annotation.other_risks, annotation.comment = other_risks.strip(), comment.strip()
-    if time_spent_ms is not None:
-        annotation.time_spent_ms = (annotation.time_spent_ms or 0) + max(0, int(time_spent_ms))
-    annotation.save()
-    AnnotationRevision.objects.create(
-        annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation)
-    )
-    SampleCategory.objects.bulk_create(
-        [SampleCategory(sample=sample, code=code) for code in codes], ignore_conflicts=True
-    )
+    annotation = _store_annotation(assignment, user, now, prompt, response, codes, other_risks, comment, time_spent_ms)
+    if codes:
+        SampleCategory.objects.bulk_create(
+            [SampleCategory(sample=sample, code=code) for code in codes], ignore_conflicts=True
+        )
     if assignment.status != AssignmentStatus.SUBMITTED:
-        assignment.status, assignment.submitted_at = AssignmentStatus.SUBMITTED, now
-        assignment.save(update_fields=["status", "submitted_at"])
-        # Lock the item so that two last submissions cannot both miss each other's count.
-        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
-        submitted = item.assignments.filter(status=AssignmentStatus.SUBMITTED).count()
-        if submitted >= assignment.item.batch.annotations_per_sample:
-            QueueItem.objects.filter(pk=item.pk).update(done=True)
+        if _record_submission(assignment.pk, assignment.item_id, k, now) >= k:
             finalize_sample(sample)
     return annotation
+
+
+def _store_annotation(
+    assignment: Assignment, user, now, prompt, response, codes, other_risks, comment, time_spent_ms
+) -> Annotation:
+    """Writes the label (new or revised) and its audit entry."""
+    old = None
+    fields = {
+        "prompt_label": prompt,
+        "response_label": response,
+        "categories": codes,
+        "other_risks": other_risks.strip(),
+        "comment": comment.strip(),
+    }
+    spent = assignment.own_time_spent_ms
+    if time_spent_ms is not None:
+        spent = (spent or 0) + max(0, int(time_spent_ms))
+    if assignment.own_id is None:
+        annotation = Annotation.objects.create(
+            sample=assignment.sample, annotator=user, time_spent_ms=spent, **fields
+        )
+    else:
+        old = {name: getattr(assignment, f"own_{name}") for name in fields}
+        Annotation.objects.filter(pk=assignment.own_id).update(time_spent_ms=spent, updated_at=now, **fields)
+        annotation = Annotation(
+            pk=assignment.own_id,
+            sample=assignment.sample,
+            annotator=user,
+            time_spent_ms=spent,
+            created_at=assignment.own_created_at,
+            updated_at=now,
+            **fields,
+        )
+    AnnotationRevision.objects.create(annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation))
+    return annotation
+
+
+RECORD_SUBMISSION_SQL = """
+UPDATE annotation_queueitem
+SET submitted_count = submitted_count + 1, done = (done OR submitted_count + 1 >= %(k)s)
+WHERE id = %(item)s
+RETURNING submitted_count
+"""
+
+
+def _record_submission(assignment_id: int, item_id: int, k: int, now) -> int:
+    """Marks the assignment submitted and counts it on its item (done once k are in); returns the
+    item's count of submissions. The count is one atomic UPDATE of the item's row, so two last
+    submissions cannot both miss each other; on PostgreSQL both writes are one statement."""
+    params = {
+        "k": k,
+        "item": item_id,
+        "assignment": assignment_id,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "submitted": AssignmentStatus.SUBMITTED,
+    }
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "WITH submitted AS (UPDATE annotation_assignment SET status = %(submitted)s, submitted_at = %(now)s"
+                " WHERE id = %(assignment)s)" + RECORD_SUBMISSION_SQL,
+                params,
+            )
+        else:
+            Assignment.objects.filter(pk=assignment_id).update(status=AssignmentStatus.SUBMITTED, submitted_at=now)
+            cursor.execute(RECORD_SUBMISSION_SQL, params)
+        return cursor.fetchone()[0]
 
 
 @transaction.atomic
