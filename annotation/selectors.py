@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from taxonomy.models import Category
 
+from . import hot_path
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
 from .labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy
 from .models import (
@@ -196,12 +198,7 @@ def pulled_view(pull) -> dict[str, Any]:
         pull.membership,
         warnings=content_warning_reasons(assignment.sample, pull.warning_codes),
         final=False,  # a pull never hands out a final sample
-        progress=annotator_progress(
-            assignment.annotator_id,
-            pull.membership.project,
-            pull.membership,
-            submitted=(pull.submitted, pull.submitted_today),
-        ),
+        progress=progress_figures(pull.submitted, pull.submitted_today, pull.membership.remaining, pull.membership),
     )
 
 
@@ -250,14 +247,18 @@ def annotator_progress(
         )
         counts = done.aggregate(n=Count("pk"), today=Count("pk", filter=Q(submitted_at__gte=start_of_today())))
         submitted = (counts["n"], counts["today"])
-    had = Assignment.objects.filter(
-        item=OuterRef("pk"), annotator_id=user_id, status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED]
-    )
-    open_items = QueueItem.objects.filter(batch__project=project, batch__active=True, done=False).exclude(Exists(had))
-    counted = open_items.order_by().values("pk")[: REMAINING_COUNTED_UP_TO + 1].count()
+    params = {"project": project.pk, "user": user_id, "bound": REMAINING_COUNTED_UP_TO + 1}
+    with connection.cursor() as cursor:
+        cursor.execute(hot_path.REMAINING, params)
+        counted = cursor.fetchone()[0]
+    return progress_figures(*submitted, counted, membership)
+
+
+def progress_figures(submitted: int, today: int, counted: int, membership: Membership | None) -> dict[str, Any]:
+    """The progress shown on the labelling page; ``counted``: remaining items counted up to the bound + 1."""
     return {
-        "submitted": submitted[0],
-        "submitted_today": submitted[1],
+        "submitted": submitted,
+        "submitted_today": today,
         "remaining": min(counted, REMAINING_COUNTED_UP_TO),
         "remaining_more": counted > REMAINING_COUNTED_UP_TO,
         "daily_cap": membership.daily_cap if membership else None,

@@ -59,10 +59,10 @@ def measure(project: int, clients, items: int) -> dict[str, list[tuple[int, floa
 
     figures: dict[str, list[tuple[int, float]]] = {"next": [], "submit": []}
 
-    def timed(action: str, call):
+    def timed(action: str, client, path: str, body=None):
         with CaptureQueriesContext(connection) as queries:
             start = time.process_time()
-            response = call()
+            response = client.post(path, body, format="json")
             cpu = time.process_time() - start
         assert response.status_code == 200, response.content
         figures[action].append((len(queries), cpu))
@@ -70,11 +70,11 @@ def measure(project: int, clients, items: int) -> dict[str, list[tuple[int, floa
 
     for n in range(items):
         for client in clients:
-            view = timed("next", lambda: client.post(f"/api/projects/{project}/next/"))
+            view = timed("next", client, f"/api/projects/{project}/next/")
             label = {"prompt_label": "unsafe" if n % 3 == 0 else "safe", "categories": ["S1"] if n % 3 == 0 else []}
             if view["sample"]["has_response"]:
                 label["response_label"] = "safe"
-            timed("submit", lambda: client.post(f"/api/assignments/{view['assignment']['id']}/submit/", label, format="json"))
+            timed("submit", client, f"/api/assignments/{view['assignment']['id']}/submit/", label)
     return figures
 
 
@@ -109,8 +109,9 @@ def main() -> None:
         cpu = sorted(c * 1000 for _, c in rows)
         p95 = statistics.quantiles(cpu, n=20)[18]
         print(
-            f"  {action:6} queries max {max(queries)} (median {statistics.median(queries):.0f}; target ≤ {TARGET_QUERIES})"
-            f"   CPU per request median {statistics.median(cpu):.1f} ms, p95 {p95:.1f} ms (target ≤ {TARGET_CPU_MS:.0f} ms)"
+            f"  {action:6} SQL statements per request max {max(queries)}, median {statistics.median(queries):.0f}"
+            f" (target ≤ {TARGET_QUERIES})   CPU per request median {statistics.median(cpu):.1f} ms,"
+            f" p95 {p95:.1f} ms (target ≤ {TARGET_CPU_MS:.0f} ms)"
         )
     print(f"  load average {Path('/proc/loadavg').read_text().split()[:3]}")
 

@@ -8,11 +8,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from .. import hot_path as sql
 from ..bulk import refresh_planner_statistics
 from ..labels import FINAL_LABEL_SOURCES, LabelError, check_label_submission
 from ..models import (
@@ -30,7 +31,7 @@ from ..models import (
     SampleCategory,
 )
 from ..permissions import require_admin
-from ..selectors import hazard_codes, start_of_today
+from ..selectors import REMAINING_COUNTED_UP_TO, hazard_codes, start_of_today
 from .adjudication import finalize_sample, open_review
 
 
@@ -163,52 +164,33 @@ class NoWork(Exception):
 
 def _membership_for_pull(user, project_id: int, now) -> Membership:
     """The annotator's membership, locked (one person's pulls, e.g. two tabs, take turns; no one
-    else's), with its project, the id of the annotator's unexpired lease if any, and their counts
-    of submitted items: one query."""
-    mine = Assignment.objects.filter(annotator=user, sample__project_id=project_id)
-    submitted = mine.filter(status=AssignmentStatus.SUBMITTED)
-    membership = (
-        Membership.objects.select_for_update(of=("self",))
-        .select_related("project")
-        .filter(project_id=project_id, user=user, role=ProjectRole.ANNOTATOR)
-        .annotate(
-            current_lease=Subquery(
-                mine.filter(_not_final(), status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
-                .order_by("leased_at")
-                .values("pk")[:1]
-            ),
-            submitted=_count(submitted),
-            submitted_today=_count(submitted.filter(submitted_at__gte=start_of_today())),
-        )
-        .first()
-    )
-    if membership is None:
+    else's), with its project, the id of the annotator's unexpired lease if any, their counts of
+    submitted items and of remaining ones: one statement."""
+    params = {
+        "project": project_id,
+        "user": user.pk,
+        "now": sql.when(now),
+        "today": sql.when(start_of_today()),
+        "bound": REMAINING_COUNTED_UP_TO + 1,
+    }
+    row = sql.fetch_one(sql.lock(sql.MEMBERSHIP, "m"), params)
+    if row is None:
         get_object_or_404(Project, pk=project_id)
         raise PermissionDenied(f"{user} is not annotator in this project")
+    (pk, project_id, user_id, role, opted_out, cap, reminder, name, slug, guidelines, taxonomy_id) = row[:11]
+    membership = Membership(
+        pk=pk,
+        project=Project(pk=project_id, name=name, slug=slug, guidelines=guidelines, taxonomy_id=taxonomy_id),
+        user=user,
+        role=role,
+        opted_out_categories=sql.json_value(opted_out) or [],
+        daily_cap=cap,
+        break_reminder_minutes=reminder,
+    )
+    membership.current_lease, membership.submitted, membership.submitted_today, membership.remaining = row[11:]
     return membership
 
 
-def _open_candidates(project_id: int, user, membership: Membership, now):
-    """Queue items this annotator may take, in queue order (batch, priority, id): in an active
-    batch, not done, sample not final, fewer than k places held, not had (or skipped) by this
-    annotator (their own expired lease excepted), no category they opted out of."""
-    held = Assignment.objects.filter(_holds_slot(now), item=OuterRef("pk"))
-    had = Assignment.objects.filter(item=OuterRef("pk"), annotator=user).exclude(
-        status=AssignmentStatus.LEASED, lease_expires_at__lte=now
-    )
-    items = (
-        QueueItem.objects.filter(_not_final(), batch__project_id=project_id, batch__active=True, done=False)
-        .annotate(places=_count(held))
-        .filter(places__lt=F("batch__annotations_per_sample"))
-        .exclude(Exists(had))
-    )
-    if membership.opted_out_categories:
-        avoided = SampleCategory.objects.filter(sample=OuterRef("sample"), code__in=membership.opted_out_categories)
-        items = items.exclude(Exists(avoided))
-    return items.order_by("batch_id", "-priority", "pk")
-
-
-SAMPLE_FIELDS = ("sample__uid", "sample__turns", "sample__response", "sample__final_label__categories")
 MOST_TRIES = 20
 
 
@@ -218,63 +200,63 @@ def pull_next_item(user, project_id: int) -> Pull:
 
     An item goes to at most k distinct annotators (submitted or holding an unexpired lease); an
     expired lease frees its place. The first open item in queue order is found and locked in one
-    query (SKIP LOCKED, so annotators never wait on each other); the lease is written only if the
-    item's places, counted again in that statement (after the lock, so it sees every committed
-    lease), are fewer than k. SQLite serialises writers instead.
+    statement (SKIP LOCKED, so annotators never wait on each other); the lease is written only if
+    the item's places, counted again in that statement (after the lock, so it sees every
+    committed lease), are fewer than k. SQLite serialises writers instead.
     """
     now = timezone.now()
     membership = _membership_for_pull(user, project_id, now)
-    counts = {"membership": membership, "submitted": membership.submitted, "submitted_today": membership.submitted_today}
+    counts = {
+        "membership": membership,
+        "submitted": membership.submitted,
+        "submitted_today": membership.submitted_today,
+    }
     if membership.current_lease is not None:
         assignment = (
-            Assignment.objects.select_related("sample__project", "sample__final_label")
-            .annotate(imported=_imported_labels())
+            Assignment.objects.select_related("sample__final_label")
+            .annotate(imported=Exists(Annotation.objects.filter(sample=OuterRef("sample"), import_batch__isnull=False)))
             .get(pk=membership.current_lease)
         )
-        return Pull(assignment, warning_codes=_warning_codes(assignment.sample, assignment.imported), **counts)
+        assignment.sample.project = membership.project
+        final = getattr(assignment.sample, "final_label", None)
+        codes = None if assignment.imported else set(final.categories if final else [])
+        return Pull(assignment, warning_codes=codes, **counts)
     if membership.daily_cap is not None and membership.submitted_today >= membership.daily_cap:
         raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow", membership)
-    candidates = _open_candidates(project_id, user, membership, now).select_for_update(of=("self",), skip_locked=True)
+    params = {"project": project_id, "user": user.pk, "now": sql.when(now)}
+    opted_out = ""
+    if membership.opted_out_categories:
+        codes = {f"code{i}": code for i, code in enumerate(membership.opted_out_categories)}
+        opted_out = sql.OPTED_OUT.format(", ".join(f"%({name})s" for name in codes))
+        params.update(codes)
     tried: list[int] = []
     for _ in range(MOST_TRIES):
-        found = (
-            candidates.exclude(pk__in=tried)
-            .annotate(imported=_imported_labels("sample"))
-            .values_list("pk", "sample_id", "batch__annotations_per_sample", "imported", *SAMPLE_FIELDS)[:1]
-        )
-        row = next(iter(found), None)
+        skip = "AND q.id NOT IN ({})".format(", ".join(str(int(pk)) for pk in tried)) if tried else ""
+        statement = sql.lock(sql.CANDIDATE.format(opted_out=opted_out, tried=skip), "q", skip_locked=True)
+        row = sql.fetch_one(statement, params)
         if row is None:
             break
-        item_id, sample_id, k, imported, uid, turns, response, final_codes = row
+        item_id, sample_id, k, uid, turns, response, final_codes, imported = row
         lease = _lease(item_id, sample_id, k, user, now)
-        if lease is not None:
-            sample = Sample(
-                pk=sample_id, project=membership.project, uid=uid, turns=turns, response=response
-            )
-            assignment_id, flagged = lease
-            assignment = Assignment(
-                pk=assignment_id,
-                item_id=item_id,
-                sample=sample,
-                annotator=user,
-                status=AssignmentStatus.LEASED,
-                leased_at=now,
-                lease_expires_at=now + lease_length(),
-                flagged=bool(flagged),
-            )
-            codes = None if imported else set(final_codes or [])
-            return Pull(assignment, warning_codes=codes, **counts)
-        tried.append(item_id)  # filled up between the read and the lock: take the next one
+        if lease is None:
+            tried.append(item_id)  # filled up between the read and the lock: take the next one
+            continue
+        sample = Sample(
+            pk=sample_id, project=membership.project, uid=uid, turns=sql.json_value(turns), response=response
+        )
+        assignment = Assignment(
+            pk=lease[0],
+            item_id=item_id,
+            sample=sample,
+            annotator=user,
+            status=AssignmentStatus.LEASED,
+            leased_at=now,
+            lease_expires_at=now + lease_length(),
+            flagged=bool(lease[1]),
+        )
+        codes = None if imported else set(sql.json_value(final_codes) or [])
+        return Pull(assignment, warning_codes=codes, **counts)
     raise NoWork("no items left in your queue", membership)
-
-
-def _imported_labels(sample: str = "sample") -> Exists:
-    return Exists(Annotation.objects.filter(sample=OuterRef(sample), import_batch__isnull=False))
-
-
-def _warning_codes(sample: Sample, imported: bool) -> set[str] | None:
-    final = getattr(sample, "final_label", None)
-    return None if imported else set(final.categories if final else [])
 
 
 def next_assignment(user, project: Project) -> Assignment:
@@ -282,40 +264,19 @@ def next_assignment(user, project: Project) -> Assignment:
     return pull_next_item(user, project.pk).assignment
 
 
-LEASE_SQL = """
-INSERT INTO annotation_assignment
-    (item_id, sample_id, annotator_id, status, leased_at, lease_expires_at, skip_reason, flagged, flag_reason)
-SELECT %(item)s, %(sample)s, %(annotator)s, 'leased', %(now)s, %(expires)s, '', %(false)s, ''
-WHERE (
-    SELECT COUNT(*) FROM annotation_assignment
-    WHERE item_id = %(item)s AND (status = 'submitted' OR (status = 'leased' AND lease_expires_at > %(now)s))
-) < %(k)s
-ON CONFLICT (sample_id, annotator_id) DO UPDATE
-    SET item_id = excluded.item_id, status = excluded.status,
-        leased_at = excluded.leased_at, lease_expires_at = excluded.lease_expires_at
-    WHERE annotation_assignment.status = 'leased'
-RETURNING id, flagged
-"""
-
-
 def _lease(item_id: int, sample_id: int, k: int, user, now) -> tuple[int, bool] | None:
     """A lease on the locked item (new, or the annotator's own expired one renewed) if fewer than
     k places are held, counted in the same statement; (assignment id, flagged) or None."""
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            LEASE_SQL,
-            {
-                "item": item_id,
-                "sample": sample_id,
-                "annotator": user.pk,
-                "now": adapt(now),
-                "expires": adapt(now + lease_length()),
-                "k": k,
-                "false": False,
-            },
-        )
-        return cursor.fetchone()
+    params = {
+        "item": item_id,
+        "sample": sample_id,
+        "user": user.pk,
+        "now": sql.when(now),
+        "expires": sql.when(now + lease_length()),
+        "k": k,
+        "false": False,
+    }
+    return sql.fetch_one(sql.LEASE, params)
 
 
 def _own_assignment(assignment_id: int, user) -> Assignment:
@@ -344,23 +305,37 @@ def is_finalised(sample: Sample) -> bool:
     return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists()
 
 
-OWN_FIELDS = ("id", "prompt_label", "response_label", "categories", "other_risks", "comment", "time_spent_ms", "created_at")
+OWN_FIELDS = ("prompt_label", "response_label", "categories", "other_risks", "comment")
 
 
-def _assignment_for_submit(assignment_id: int, user) -> Assignment:
-    """The caller's assignment, locked, with its sample, project, final label, batch and the
-    caller's own annotation of the sample (``own_*``): one query."""
-    own = FilteredRelation("sample__annotations", condition=Q(sample__annotations__annotator=user.pk))
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("sample__project", "sample__final_label", "item__batch")
-        .annotate(own=own, **{f"own_{name}": F(f"own__{name}") for name in OWN_FIELDS})
-        .filter(pk=assignment_id)
-        .first()
-    )
-    if assignment is None or assignment.annotator_id != user.pk:
+@dataclass
+class SubmitTarget:
+    """The caller's assignment as a submission needs it (read and locked in one statement)."""
+
+    id: int
+    item_id: int
+    sample_id: int
+    annotator_id: int
+    status: str
+    lapsed: bool
+    has_response: bool
+    project_id: int
+    taxonomy_id: int
+    final_source: str | None
+    k: int
+    own_id: int | None
+    own: dict
+    own_time_spent_ms: int | None
+
+
+def _assignment_for_submit(assignment_id: int, user, now) -> SubmitTarget:
+    params = {"assignment": assignment_id, "now": sql.when(now)}
+    row = sql.fetch_one(sql.lock(sql.ASSIGNMENT_FOR_SUBMIT, "a"), params)
+    if row is None or row[3] != user.pk:
         raise PermissionDenied("not your assignment")
-    return assignment
+    own = dict(zip(OWN_FIELDS, row[12:17], strict=True))
+    own["categories"] = sql.json_value(own["categories"])
+    return SubmitTarget(*row[:5], bool(row[5]), bool(row[6]), *row[7:12], own=own, own_time_spent_ms=row[17])
 
 
 @transaction.atomic
@@ -376,43 +351,24 @@ def submit_annotation(
     time_spent_ms: int | None = None,
 ) -> Annotation:
     """Stores (or revises) the annotator's label for their assignment, with an audit entry."""
-    assignment = _assignment_for_submit(assignment_id, user)
-    sample = assignment.sample
-    if assignment.status == AssignmentStatus.SKIPPED:
-        raise LabelError("assignment", "this item was skipped")
-    final = getattr(sample, "final_label", None)
-    if final is not None and final.prompt_label_source in FINAL_LABEL_SOURCES:
-        raise LabelError("assignment", "this sample is final; its labels can no longer change")
     now = timezone.now()
-    k = assignment.item.batch.annotations_per_sample
-    if assignment.status == AssignmentStatus.LEASED and assignment.lease_expires_at <= now:
-        QueueItem.objects.select_for_update().get(pk=assignment.item_id)  # as a pull would
-        others = assignment.item.assignments.filter(_holds_slot(now)).exclude(pk=assignment.pk).count()
-        if others >= k:
+    target = _assignment_for_submit(assignment_id, user, now)
+    if target.status == AssignmentStatus.SKIPPED:
+        raise LabelError("assignment", "this item was skipped")
+    if target.final_source in FINAL_LABEL_SOURCES:
+        raise LabelError("assignment", "this sample is final; its labels can no longer change")
+    if target.lapsed:
+        QueueItem.objects.select_for_update().get(pk=target.item_id)  # as a pull would
+        others = Assignment.objects.filter(_holds_slot(now), item_id=target.item_id).exclude(pk=target.id).count()
+        if others >= target.k:
             raise LabelError("assignment", "your lease expired and the item went to someone else")
     prompt, response, codes = check_label_submission(
-        has_response=sample.response is not None,
-        hazard_codes=hazard_codes(sample.project.taxonomy_id),
+        has_response=target.has_response,
+        hazard_codes=hazard_codes(target.taxonomy_id),
         prompt_label=prompt_label,
         response_label=response_label,
         categories=list(categories or []),
     )
-    annotation = _store_annotation(assignment, user, now, prompt, response, codes, other_risks, comment, time_spent_ms)
-    if codes:
-        SampleCategory.objects.bulk_create(
-            [SampleCategory(sample=sample, code=code) for code in codes], ignore_conflicts=True
-        )
-    if assignment.status != AssignmentStatus.SUBMITTED:
-        if _record_submission(assignment.pk, assignment.item_id, k, now) >= k:
-            finalize_sample(sample)
-    return annotation
-
-
-def _store_annotation(
-    assignment: Assignment, user, now, prompt, response, codes, other_risks, comment, time_spent_ms
-) -> Annotation:
-    """Writes the label (new or revised) and its audit entry."""
-    old = None
     fields = {
         "prompt_label": prompt,
         "response_label": response,
@@ -420,58 +376,48 @@ def _store_annotation(
         "other_risks": other_risks.strip(),
         "comment": comment.strip(),
     }
-    spent = assignment.own_time_spent_ms
-    if time_spent_ms is not None:
-        spent = (spent or 0) + max(0, int(time_spent_ms))
-    if assignment.own_id is None:
-        annotation = Annotation.objects.create(
-            sample=assignment.sample, annotator=user, time_spent_ms=spent, **fields
+    annotation = _store_annotation(target, user, now, fields, time_spent_ms)
+    if codes:
+        SampleCategory.objects.bulk_create(
+            [SampleCategory(sample_id=target.sample_id, code=code) for code in codes], ignore_conflicts=True
         )
-    else:
-        old = {name: getattr(assignment, f"own_{name}") for name in fields}
-        Annotation.objects.filter(pk=assignment.own_id).update(time_spent_ms=spent, updated_at=now, **fields)
-        annotation = Annotation(
-            pk=assignment.own_id,
-            sample=assignment.sample,
-            annotator=user,
-            time_spent_ms=spent,
-            created_at=assignment.own_created_at,
-            updated_at=now,
-            **fields,
-        )
-    AnnotationRevision.objects.create(annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation))
+    if target.status != AssignmentStatus.SUBMITTED and _record_submission(target, now) >= target.k:
+        finalize_sample(Sample.objects.select_related("project").get(pk=target.sample_id))
     return annotation
 
 
-RECORD_SUBMISSION_SQL = """
-UPDATE annotation_queueitem
-SET submitted_count = submitted_count + 1, done = (done OR submitted_count + 1 >= %(k)s)
-WHERE id = %(item)s
-RETURNING submitted_count
-"""
+def _store_annotation(target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None) -> Annotation:
+    """Writes the label (new or revised) and its audit entry."""
+    spent = target.own_time_spent_ms
+    if time_spent_ms is not None:
+        spent = (spent or 0) + max(0, int(time_spent_ms))
+    if target.own_id is None:
+        old = None
+        annotation = Annotation.objects.create(
+            sample_id=target.sample_id, annotator=user, time_spent_ms=spent, **fields
+        )
+    else:
+        old = target.own
+        Annotation.objects.filter(pk=target.own_id).update(time_spent_ms=spent, updated_at=now, **fields)
+        annotation = Annotation(
+            pk=target.own_id, sample_id=target.sample_id, annotator=user, time_spent_ms=spent, updated_at=now, **fields
+        )
+    AnnotationRevision.objects.create(
+        annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation)
+    )
+    return annotation
 
 
-def _record_submission(assignment_id: int, item_id: int, k: int, now) -> int:
+def _record_submission(target: SubmitTarget, now) -> int:
     """Marks the assignment submitted and counts it on its item (done once k are in); returns the
-    item's count of submissions. The count is one atomic UPDATE of the item's row, so two last
-    submissions cannot both miss each other; on PostgreSQL both writes are one statement."""
-    params = {
-        "k": k,
-        "item": item_id,
-        "assignment": assignment_id,
-        "now": connection.ops.adapt_datetimefield_value(now),
-        "submitted": AssignmentStatus.SUBMITTED,
-    }
+    item's count of submissions. On PostgreSQL both writes are one statement."""
+    params = {"k": target.k, "item": target.item_id, "assignment": target.id, "now": sql.when(now)}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "WITH submitted AS (UPDATE annotation_assignment SET status = %(submitted)s, submitted_at = %(now)s"
-                " WHERE id = %(assignment)s)" + RECORD_SUBMISSION_SQL,
-                params,
-            )
+            cursor.execute(f"WITH submitted AS ({sql.MARK_SUBMITTED}) {sql.COUNT_SUBMISSION}", params)
         else:
-            Assignment.objects.filter(pk=assignment_id).update(status=AssignmentStatus.SUBMITTED, submitted_at=now)
-            cursor.execute(RECORD_SUBMISSION_SQL, params)
+            cursor.execute(sql.MARK_SUBMITTED, params)
+            cursor.execute(sql.COUNT_SUBMISSION, params)
         return cursor.fetchone()[0]
 
 
