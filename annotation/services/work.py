@@ -31,7 +31,7 @@ from ..models import (
     SampleCategory,
 )
 from ..permissions import require_admin
-from ..selectors import REMAINING_COUNTED_UP_TO, hazard_codes, start_of_today
+from ..selectors import hazard_codes, remaining_bound, start_of_today
 from .adjudication import finalize_sample, open_review
 
 
@@ -171,7 +171,7 @@ def _membership_for_pull(user, project_id: int, now) -> Membership:
         "user": user.pk,
         "now": sql.when(now),
         "today": sql.when(start_of_today()),
-        "bound": REMAINING_COUNTED_UP_TO + 1,
+        "bound": remaining_bound(),
     }
     row = sql.fetch_one(sql.lock(sql.MEMBERSHIP, "m"), params)
     if row is None:
