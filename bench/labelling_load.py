@@ -4,7 +4,8 @@
     .venv/bin/python bench/labelling_load.py [--annotators 12 100] [--seconds 60] [--think 1.0]
         [--database postgres|sqlite] [--workers N] [--threads T]
 
-Sets up a scratch database (aegis_load on AEGIS_BENCH_POSTGRES, or a fresh SQLite file with the
+Sets up a scratch database (``AEGIS_BENCH_SCRATCH_DB``, default aegis_load, on
+AEGIS_BENCH_POSTGRES, or a fresh SQLite file with the
 embedded settings: WAL, BEGIN IMMEDIATE, 30 s busy timeout), 35,000 unlabelled samples queued
 with k = 3, and one token per annotator; starts gunicorn (sync workers, or gthread with
 ``--threads``); each simulated annotator pulls the next item and submits a label, thinking
@@ -33,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
-DATABASE = POSTGRES.rsplit("/", 1)[0] + "/aegis_load"
+SCRATCH = os.environ.get("AEGIS_BENCH_SCRATCH_DB", "aegis_load")  # dropped and made again
+DATABASE = POSTGRES.rsplit("/", 1)[0] + "/" + SCRATCH
 SAMPLES = 35_000
 TARGET_P95_MS = 50
 TARGET_SATURATION = 100
@@ -43,8 +45,8 @@ def scratch_database() -> None:
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS aegis_load WITH (FORCE)")
-        connection.execute("CREATE DATABASE aegis_load")
+        connection.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{SCRATCH}"')
 
 
 def statements_per_request(project: int, token: str, rounds: int = 5) -> dict[str, int]:
