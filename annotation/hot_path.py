@@ -64,7 +64,9 @@ WHERE m.project_id = %(project)s AND m.user_id = %(user)s AND m.role = 'annotato
 
 # The first item in queue order (batch, priority, id) this annotator may take: in an active
 # batch, not done, sample not final, fewer than k places held, not had by this annotator (their
-# own expired lease excepted); with what the labelling page shows of its sample.
+# own expired lease excepted); with what the labelling page shows of its sample. Written so that
+# both databases walk the queue_item_next index (batch, done, -priority, id) in order and stop at
+# the first match, instead of sorting the queue.
 CANDIDATE = f"""
 SELECT q.id, q.sample_id, b.annotations_per_sample, s.uid, s.turns, s.response, f.categories,
     EXISTS (SELECT 1 FROM annotation_annotation i
@@ -73,7 +75,7 @@ FROM annotation_queueitem q
 JOIN annotation_assignmentbatch b ON b.id = q.batch_id
 JOIN annotation_sample s ON s.id = q.sample_id
 LEFT JOIN annotation_finallabel f ON f.sample_id = q.sample_id
-WHERE b.project_id = %(project)s AND b.active AND NOT q.done AND {NOT_FINAL}
+WHERE b.project_id = %(project)s AND b.active AND q.done = %(false)s AND {NOT_FINAL}
   AND (SELECT COUNT(*) FROM annotation_assignment a WHERE a.item_id = q.id AND {HOLDS_SLOT}) < b.annotations_per_sample
   AND NOT EXISTS (
       SELECT 1 FROM annotation_assignment a
@@ -82,7 +84,7 @@ WHERE b.project_id = %(project)s AND b.active AND NOT q.done AND {NOT_FINAL}
   )
   {{opted_out}}
   {{tried}}
-ORDER BY q.batch_id, q.priority DESC, q.id
+ORDER BY b.id, q.priority DESC, q.id
 LIMIT 1
 """
 OPTED_OUT = (

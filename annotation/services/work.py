@@ -223,7 +223,7 @@ def pull_next_item(user, project_id: int) -> Pull:
         return Pull(assignment, warning_codes=codes, **counts)
     if membership.daily_cap is not None and membership.submitted_today >= membership.daily_cap:
         raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow", membership)
-    params = {"project": project_id, "user": user.pk, "now": sql.when(now)}
+    params = {"project": project_id, "user": user.pk, "now": sql.when(now), "false": False}
     opted_out = ""
     if membership.opted_out_categories:
         codes = {f"code{i}": code for i, code in enumerate(membership.opted_out_categories)}
