@@ -260,8 +260,10 @@ def pull_next_item(user, project_id: int) -> Pull:
 
 
 def next_assignment(user, project: Project) -> Assignment:
-    """The annotator's current lease, or a new one on the next item; raises NoWork."""
-    return pull_next_item(user, project.pk).assignment
+    """The annotator's current lease, or a new one on the next item, with its whole sample; raises
+    NoWork. (The API's pull reads only the sample fields the labelling page shows.)"""
+    pulled = pull_next_item(user, project.pk).assignment
+    return Assignment.objects.select_related("sample__project").get(pk=pulled.pk)
 
 
 def _lease(item_id: int, sample_id: int, k: int, user, now) -> tuple[int, bool] | None:
