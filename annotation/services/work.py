@@ -8,8 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -22,7 +21,6 @@ from ..models import (
     Assignment,
     AssignmentBatch,
     AssignmentStatus,
-    FinalLabel,
     Membership,
     Project,
     ProjectRole,
@@ -124,23 +122,6 @@ def interleave_sources(batch: AssignmentBatch, *, seed: str = "aegis") -> None:
 def _holds_slot(now) -> Q:
     """Assignments that occupy one of an item's k places: submitted, or leased and unexpired."""
     return Q(status=AssignmentStatus.SUBMITTED) | Q(status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
-
-
-def _not_final() -> Q:
-    """Samples whose final label humans or a reviewer have not yet decided (those are never handed out)."""
-    return ~Q(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
-
-
-def _count(queryset) -> Coalesce:
-    """``SELECT COUNT(*)`` of a queryset, as a scalar subquery (0 when empty)."""
-    counted = queryset.order_by().annotate(one=Value(1)).values("one").annotate(n=Count("*")).values("n")
-    return Coalesce(Subquery(counted), 0)
-
-
-def submitted_today(user, project: Project) -> int:
-    return Assignment.objects.filter(
-        annotator=user, sample__project=project, status=AssignmentStatus.SUBMITTED, submitted_at__gte=start_of_today()
-    ).count()
 
 
 @dataclass
@@ -301,10 +282,6 @@ def annotation_snapshot(annotation: Annotation) -> dict:
         "other_risks": annotation.other_risks,
         "comment": annotation.comment,
     }
-
-
-def is_finalised(sample: Sample) -> bool:
-    return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists()
 
 
 OWN_FIELDS = ("prompt_label", "response_label", "categories", "other_risks", "comment")
