@@ -3,7 +3,7 @@
     .venv/bin/python bench/import_export.py --sizes 35000 1000000 --db sqlite postgres
 
 Each phase runs in its own process so its peak RSS is its own. PostgreSQL uses a scratch
-database (aegis_bench) on AEGIS_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres).
+database (``AEGIS_BENCH_SCRATCH_DB``, default aegis_bench) on AEGIS_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres).
 Prints one line per (database, size, phase) and the targets from the foundation issue.
 """
 
@@ -19,8 +19,11 @@ from common import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+SCRATCH = os.environ.get("AEGIS_BENCH_SCRATCH_DB", "aegis_bench")  # dropped and made again
 TARGETS = {("postgres", 35000, "import"): 5.0, ("postgres", 35000, "export"): 3.0}
 RSS_TARGET_MB = {("postgres", 1000000, "export"): 300}
+# The peers' figures at 35k through their APIs (issue 18, ../shared/bench-anchors, round 2), printed beside ours.
+ANCHORS = {("import", 35000): "doccano 17.1 s, Label Studio 15.0 s", ("export", 35000): "doccano 9.6 s, Label Studio 113 s"}
 
 
 def run_phase(phase: str, database_url: str, data: Path, out: Path) -> tuple[float, float]:
@@ -71,9 +74,9 @@ def fresh_database(kind: str, workdir: Path) -> str:
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS aegis_bench")
-        connection.execute("CREATE DATABASE aegis_bench")
-    return POSTGRES.rsplit("/", 1)[0] + "/aegis_bench"
+        connection.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}"')
+        connection.execute(f'CREATE DATABASE "{SCRATCH}"')
+    return POSTGRES.rsplit("/", 1)[0] + "/" + SCRATCH
 
 
 def main() -> None:
@@ -102,6 +105,8 @@ def main() -> None:
                     if (kind, size, phase) in RSS_TARGET_MB:
                         limit = RSS_TARGET_MB[(kind, size, phase)]
                         target.append(f"≤ {limit} MB: {'met' if peak <= limit else 'MISSED'}")
+                    if (phase, size) in ANCHORS:
+                        target.append(f"anchors: {ANCHORS[(phase, size)]}")
                     figures = f"{seconds:8.2f} {size / seconds:9.0f} {peak:8.0f}"
                     print(f"{kind:9} {size:>9} {phase:7} {figures}  {'; '.join(target)}", flush=True)
 
