@@ -23,7 +23,10 @@ SCRATCH = os.environ.get("AEGIS_BENCH_SCRATCH_DB", "aegis_bench")  # dropped and
 TARGETS = {("postgres", 35000, "import"): 5.0, ("postgres", 35000, "export"): 3.0}
 RSS_TARGET_MB = {("postgres", 1000000, "export"): 300}
 # The peers' figures at 35k through their APIs (issue 18, ../shared/bench-anchors, round 2), printed beside ours.
-ANCHORS = {("import", 35000): "doccano 17.1 s, Label Studio 15.0 s", ("export", 35000): "doccano 9.6 s, Label Studio 113 s"}
+ANCHORS = {
+    ("import", 35000): "doccano 17.1 s, Label Studio 15.0 s",
+    ("export", 35000): "doccano 9.6 s, Label Studio 113 s",
+}
 
 
 def run_phase(phase: str, database_url: str, data: Path, out: Path) -> tuple[float, float]:
