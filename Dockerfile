@@ -12,4 +12,4 @@ RUN spec="."; if [ -n "$EXTRAS" ]; then spec=".[$EXTRAS]"; fi; \
 RUN useradd --create-home aegis && mkdir -p /app/var && chown aegis /app/var
 USER aegis
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--preload", "--workers", "3"]

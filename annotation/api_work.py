@@ -106,15 +106,17 @@ def batches(request, pk: int):
 @permission_classes([permissions.IsAuthenticated])
 def next_item(request, pk: int):
     """The annotator's current or next item under a lease, or ``{"no_work": reason}``."""
-    project = get_object_or_404(Project, pk=pk)
     try:
-        assignment = services.next_assignment(request.user, project)
+        pull = services.pull_next_item(request.user, pk)
     except services.NoWork as reason:
-        membership = Membership.objects.filter(project=project, user=request.user, role=ProjectRole.ANNOTATOR).first()
+        membership = reason.membership
         return Response(
-            {"no_work": str(reason), "progress": selectors.annotator_progress(request.user.pk, project, membership)}
+            {
+                "no_work": str(reason),
+                "progress": selectors.annotator_progress(request.user.pk, membership.project, membership),
+            }
         )
-    return Response(selectors.workbench_view(assignment))
+    return Response(selectors.pulled_view(pull))
 
 
 @extend_schema(responses=dict)

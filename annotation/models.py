@@ -215,6 +215,7 @@ class QueueItem(models.Model):
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="queue_items")
     priority = models.IntegerField(default=0)
     done = models.BooleanField(default=False, help_text="Has all the annotations it wants.")
+    submitted_count = models.PositiveIntegerField(default=0, help_text="Assignments submitted on this item.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["batch", "sample"], name="queue_item_unique")]

@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from taxonomy.models import Category
 
+from . import hot_path
 from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
 from .labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy
 from .models import (
@@ -140,22 +142,27 @@ def _frozen_taxonomy_facts(taxonomy_id: int) -> tuple[tuple[dict[str, Any], ...]
     return choices, {c.code: c.name for c in categories if c.content_warning}
 
 
-def content_warning_reasons(sample: Sample) -> list[str]:
+def content_warning_reasons(sample: Sample, known_codes: set[str] | None = None) -> list[str]:
     """Names of the content-warning categories a sample is known to touch.
 
     Known only from what no annotator of the project wrote: the final label (imported, jury,
     majority or reviewer) and imported annotations. Peers' open labels never count: they would
-    tell a blind annotator what the others chose.
+    tell a blind annotator what the others chose. ``known_codes``: those codes, already read.
     """
     warned = _frozen_taxonomy_facts(sample.project.taxonomy_id)[1]
-    codes: set[str] = set()
-    for categories in FinalLabel.objects.filter(sample=sample).values_list("categories", flat=True):
-        codes.update(categories)
-    for categories in Annotation.objects.filter(sample=sample, import_batch__isnull=False).values_list(
-        "categories", flat=True
-    ):
-        codes.update(categories)
+    codes: set[str] = known_codes if known_codes is not None else set()
+    if known_codes is None:
+        for categories in FinalLabel.objects.filter(sample=sample).values_list("categories", flat=True):
+            codes.update(categories)
+        for categories in Annotation.objects.filter(sample=sample, import_batch__isnull=False).values_list(
+            "categories", flat=True
+        ):
+            codes.update(categories)
     return sorted(warned[code] for code in codes if code in warned)
+
+
+def hazard_codes(taxonomy_id: int) -> list[str]:
+    return [choice["code"] for choice in _frozen_taxonomy_facts(taxonomy_id)[0]]
 
 
 def taxonomy_choices(project: Project) -> list[dict[str, Any]]:
@@ -183,6 +190,30 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
         membership = Membership.objects.filter(
             project=project, user_id=assignment.annotator_id, role=ProjectRole.ANNOTATOR
         ).first()
+    return _labelling_view(
+        assignment,
+        membership,
+        warnings=content_warning_reasons(sample),
+        final=FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists(),
+        progress=annotator_progress(assignment.annotator_id, project, membership),
+    )
+
+
+def pulled_view(pull) -> dict[str, Any]:
+    """The workbench view of a pull (services.work.Pull): what the pull read already is not read again."""
+    assignment = pull.assignment
+    return _labelling_view(
+        assignment,
+        pull.membership,
+        warnings=content_warning_reasons(assignment.sample, pull.warning_codes),
+        final=False,  # a pull never hands out a final sample
+        progress=progress_figures(pull.submitted, pull.submitted_today, pull.membership.remaining, pull.membership),
+    )
+
+
+def _labelling_view(assignment: Assignment, membership: Membership | None, *, warnings, final, progress):
+    sample = assignment.sample
+    project = sample.project
     return {
         "assignment": {
             "id": assignment.pk,
@@ -196,46 +227,62 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
             "turns": sample.turns,
             "has_response": sample.response is not None,
         },
-        "content_warning": content_warning_reasons(sample),
-        "final": FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists(),
+        "content_warning": warnings,
+        "final": final,
         # Only a submitted assignment has a label of its own to show (leases are never re-given).
         "annotation": (
             own_annotation(sample, assignment.annotator_id) if assignment.status == AssignmentStatus.SUBMITTED else None
         ),
         "categories": taxonomy_choices(project),
         "project": {"id": project.pk, "slug": project.slug, "name": project.name, "guidelines": project.guidelines},
-        "progress": annotator_progress(assignment.annotator_id, project, membership),
+        "progress": progress,
         "break_reminder_minutes": membership.break_reminder_minutes if membership else None,
     }
 
 
+# Counting the remaining items is the costliest part of a pull (a scan of the open queue): it
+# stops past a thousand ("1000+"), which keeps it to about a millisecond.
 REMAINING_COUNTED_UP_TO = 1_000
 
 
-def annotator_progress(user_id: int, project: Project, membership: Membership | None) -> dict[str, Any]:
+def annotator_progress(
+    user_id: int, project: Project, membership: Membership | None, *, submitted: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """Items submitted (in all, today), the daily cap, and ``remaining``: the queue's open items this
     annotator has not done or skipped, the one in front of them included (an upper bound: others
     may fill some of them first). Counting stops past REMAINING_COUNTED_UP_TO (``remaining_more``),
-    so that a pull stays fast on a queue of millions."""
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    done = Assignment.objects.filter(annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED)
-    counts = done.aggregate(submitted=Count("pk"), submitted_today=Count("pk", filter=Q(submitted_at__gte=start)))
-    open_items = QueueItem.objects.filter(batch__project=project, batch__active=True, done=False)
-    had = Assignment.objects.filter(
-        annotator_id=user_id,
-        status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED],
-        item__done=False,
-        item__batch__project=project,
-        item__batch__active=True,
-    ).count()
-    bound = REMAINING_COUNTED_UP_TO + had
-    counted = open_items.order_by().values("pk")[: bound + 1].count()
+    so that a pull stays fast on a queue of millions. ``submitted``: (in all, today), already read."""
+    if submitted is None:
+        done = Assignment.objects.filter(
+            annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED
+        )
+        counts = done.aggregate(n=Count("pk"), today=Count("pk", filter=Q(submitted_at__gte=start_of_today())))
+        submitted = (counts["n"], counts["today"])
+    params = {"project": project.pk, "user": user_id, "bound": remaining_bound()}
+    with connection.cursor() as cursor:
+        cursor.execute(hot_path.REMAINING, params)
+        counted = cursor.fetchone()[0]
+    return progress_figures(*submitted, counted, membership)
+
+
+def remaining_bound() -> int:
+    """How far the remaining items are counted: one past the number shown."""
+    return REMAINING_COUNTED_UP_TO + 1
+
+
+def progress_figures(submitted: int, today: int, counted: int, membership: Membership | None) -> dict[str, Any]:
+    """The progress shown on the labelling page; ``counted``: remaining items counted up to the bound + 1."""
     return {
-        **counts,
-        "remaining": min(counted, bound) - had,
-        "remaining_more": counted > bound,
+        "submitted": submitted,
+        "submitted_today": today,
+        "remaining": min(counted, REMAINING_COUNTED_UP_TO),
+        "remaining_more": counted > REMAINING_COUNTED_UP_TO,
         "daily_cap": membership.daily_cap if membership else None,
     }
+
+
+def start_of_today():
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def revisable_assignments(user_id: int, project: Project, *, before: int | None = None, limit: int = 20):

@@ -23,6 +23,11 @@ POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1
 SCRATCH_DB = os.environ.get("AEGIS_BENCH_DB_NAME", "aegis_bench")
 TARGETS = {("postgres", 35000, "import"): 5.0, ("postgres", 35000, "export"): 3.0}
 RSS_TARGET_MB = {("postgres", 1000000, "export"): 300}
+# The peers' figures at 35k through their APIs (issue 18, ../shared/bench-anchors, round 2), printed beside ours.
+ANCHORS = {
+    ("import", 35000): "doccano 17.1 s, Label Studio 15.0 s",
+    ("export", 35000): "doccano 9.6 s, Label Studio 113 s",
+}
 
 
 def run_phase(phase: str, database_url: str, data: Path, out: Path) -> tuple[float, float]:
@@ -109,6 +114,8 @@ def main() -> None:
                     if (kind, size, phase) in RSS_TARGET_MB:
                         limit = RSS_TARGET_MB[(kind, size, phase)]
                         target.append(f"≤ {limit} MB: {'met' if peak <= limit else 'MISSED'}")
+                    if (phase, size) in ANCHORS:
+                        target.append(f"anchors: {ANCHORS[(phase, size)]}")
                     figures = f"{seconds:8.2f} {size / seconds:9.0f} {peak:8.0f}"
                     print(f"{kind:9} {size:>9} {phase:14} {figures}  {'; '.join(target)}", flush=True)
 

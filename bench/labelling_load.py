@@ -1,14 +1,20 @@
-"""Annotators under load: gunicorn + PostgreSQL, simulated annotators on 127.0.0.1.
+"""Annotators under load: gunicorn + PostgreSQL (or the embedded SQLite), simulated annotators on 127.0.0.1.
 
     .venv/bin/pip install -e ".[bench]"
     .venv/bin/python bench/labelling_load.py [--annotators 12 100] [--seconds 60] [--think 1.0]
+        [--database postgres|sqlite] [--workers N] [--threads T]
 
-Sets up a scratch database (aegis_load on AEGIS_BENCH_POSTGRES), 35,000 unlabelled samples
-queued with k = 3, and one token per annotator; starts gunicorn; each simulated annotator
-pulls the next item and submits a label, thinking ``--think`` seconds between actions. Then a
-saturation run with no think time. Prints p50/p95/p99 per action, labelled items per second,
-the load generator's own CPU, and checks that every accepted submission is stored exactly once
-and that no sample has more than k annotations.
+Sets up a scratch database (``AEGIS_BENCH_SCRATCH_DB``, default aegis_load, on
+AEGIS_BENCH_POSTGRES, or a fresh SQLite file with the
+embedded settings: WAL, BEGIN IMMEDIATE, 30 s busy timeout), 35,000 unlabelled samples queued
+with k = 3, and one token per annotator; starts gunicorn (sync workers, or gthread with
+``--threads``); each simulated annotator pulls the next item and submits a label, thinking
+``--think`` seconds between actions. Then a saturation run with no think time. Prints
+p50/p95/p99/max per action, labelled items per second, the SQL statements of one next and one
+submit (counted in process on the same database), the gunicorn processes' CPU per request
+(SQLite's work included; PostgreSQL's own backends not), the load generator's own CPU, and
+checks that every accepted submission is stored exactly once and that no sample has more than
+k annotations.
 """
 
 import argparse
@@ -28,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 POSTGRES = os.environ.get("AEGIS_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
-DATABASE = POSTGRES.rsplit("/", 1)[0] + "/aegis_load"
+SCRATCH = os.environ.get("AEGIS_BENCH_SCRATCH_DB", "aegis_load")  # dropped and made again
+DATABASE = POSTGRES.rsplit("/", 1)[0] + "/" + SCRATCH
 SAMPLES = 35_000
 TARGET_P95_MS = 50
 TARGET_SATURATION = 100
@@ -38,8 +45,47 @@ def scratch_database() -> None:
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS aegis_load WITH (FORCE)")
-        connection.execute("CREATE DATABASE aegis_load")
+        connection.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{SCRATCH}"')
+
+
+def statements_per_request(project: int, token: str, rounds: int = 5) -> dict[str, int]:
+    """Most SQL statements of one next and one submit, run in process on the bench's database."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIClient
+
+    client = APIClient(SERVER_NAME="127.0.0.1")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    most = {"next": 0, "submit": 0}
+    for _ in range(rounds):
+        with CaptureQueriesContext(connection) as queries:
+            view = client.post(f"/api/projects/{project}/next/").json()
+        most["next"] = max(most["next"], len(queries))
+        label = {"prompt_label": "unsafe", "categories": ["S1"]}
+        if view["sample"]["has_response"]:
+            label["response_label"] = "safe"
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(f"/api/assignments/{view['assignment']['id']}/submit/", label, format="json")
+        assert response.status_code == 200, response.content
+        most["submit"] = max(most["submit"], len(queries))
+    connection.close()
+    return most
+
+
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds used so far by gunicorn's master and workers."""
+    import psutil
+
+    process = psutil.Process(server.pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def prepare(people: int) -> tuple[int, list[str]]:
@@ -78,10 +124,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
     env = {
         **os.environ,
-        "DATABASE_URL": DATABASE,
         "DEBUG": "0",
         "SECRET_KEY": "load-test-" + "x" * 50,
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -92,6 +137,8 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     env.pop("REDIS_URL", None)
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--preload", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", str(workers)]
+    if threads > 1:
+        command += ["--worker-class", "gthread", "--threads", str(threads)]
     server = subprocess.Popen(command, cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -149,10 +196,13 @@ def percentiles(values: list[float]) -> str:
     if len(values) < 2:
         return "n/a"
     cuts = statistics.quantiles(values, n=100)
-    return f"p50 {cuts[49] * 1000:6.1f}  p95 {cuts[94] * 1000:6.1f}  p99 {cuts[98] * 1000:6.1f} ms"
+    return (
+        f"p50 {cuts[49] * 1000:6.1f}  p95 {cuts[94] * 1000:6.1f}  p99 {cuts[98] * 1000:6.1f}"
+        f"  max {max(values) * 1000:7.1f} ms"
+    )
 
 
-def report(name: str, stats: dict, seconds: float, cpu: float, p95_target: bool) -> None:
+def report(name: str, stats: dict, seconds: float, cpu: float, p95_target: bool, served: float) -> None:
     print(f"\n{name}")
     for action in ("next", "submit"):
         values = stats[action]
@@ -162,6 +212,12 @@ def report(name: str, stats: dict, seconds: float, cpu: float, p95_target: bool)
             line += f"   target p95 ≤ {TARGET_P95_MS} ms: {'met' if p95 <= TARGET_P95_MS else 'MISSED'}"
         print(line)
     print(f"  labelled items/s {stats['accepted'] / seconds:7.1f}   errors {stats['errors']}")
+    requests = len(stats["next"]) + len(stats["submit"])
+    if requests:
+        print(
+            f"  server CPU per request {1000 * served / requests:5.1f} ms"
+            f" ({1000 * served / max(1, stats['accepted']):5.1f} ms per labelled item)"
+        )
     print(f"  load generator CPU {100 * cpu / seconds:5.1f}% of one core")
 
 
@@ -192,15 +248,25 @@ def main() -> None:
     parser.add_argument("--saturation-clients", type=int, default=16)
     parser.add_argument("--saturation-seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=os.cpu_count() + 1)
+    parser.add_argument("--threads", type=int, default=1, help="> 1: gthread workers with this many threads")
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
-    os.environ.update({"DATABASE_URL": DATABASE, "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.update({"DJANGO_SETTINGS_MODULE": "config.settings"})
     os.environ.pop("REDIS_URL", None)
-    scratch_database()
-    project, tokens = prepare(max(max(args.annotators), args.saturation_clients))
+    scratch = None
+    if args.database == "postgres":
+        os.environ["DATABASE_URL"] = DATABASE
+        scratch_database()
+    else:
+        os.environ.pop("DATABASE_URL", None)
+        scratch = tempfile.TemporaryDirectory()
+        os.environ["AEGIS_VAR_DIR"] = scratch.name
+    project, tokens = prepare(max(max(args.annotators), args.saturation_clients) + 1)
+    statements = statements_per_request(project, tokens.pop())
+    accepted = 5
     port = free_port()
-    server = start_gunicorn(port, args.workers)
+    server = start_gunicorn(port, args.workers, args.threads)
     base = f"http://127.0.0.1:{port}"
-    accepted = 0
     try:
         runs = [
             (f"{n} annotators, think {args.think} s", tokens[:n], args.seconds, args.think, True)
@@ -212,17 +278,26 @@ def main() -> None:
         warm = asyncio.run(run_load(base, project, tokens[-args.workers * 2 :], 3, 0.0))
         accepted += warm["accepted"]
         for name, people, seconds, think, p95_target in runs:
-            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_before, served_before = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server)
             stats = asyncio.run(run_load(base, project, people, seconds, think))
-            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_after, served = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server) - served_before
             cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-            report(name, stats, seconds, cpu, p95_target)
+            report(name, stats, seconds, cpu, p95_target, served)
             accepted += stats["accepted"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    print(f"\nserver: gunicorn, {args.workers} sync workers, PostgreSQL; {SAMPLES} samples queued, k = 3")
+    kind = f"gthread workers × {args.threads} threads" if args.threads > 1 else "sync workers"
+    database = "PostgreSQL" if args.database == "postgres" else "SQLite (WAL, BEGIN IMMEDIATE)"
+    print(f"\nserver: gunicorn, {args.workers} {kind}, {database}; {SAMPLES} samples queued, k = 3")
+    print(
+        f"SQL statements per request (in process, BEGIN/COMMIT included): next {statements['next']}, "
+        f"submit {statements['submit']}"
+    )
+    print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     check_integrity(accepted)
+    if scratch is not None:
+        scratch.cleanup()
 
 
 if __name__ == "__main__":

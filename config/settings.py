@@ -113,7 +113,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections persist like PostgreSQL's (DB_CONN_MAX_AGE): a fresh one per request re-ran the
+    # PRAGMAs and lost SQLite's page cache, most of a labelling request's CPU (README "Benchmarks").
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

@@ -70,6 +70,16 @@ def admin_client(client, django_user_model):
     return client
 
 
+@pytest.fixture(autouse=True)
+def forget_taxonomy_facts():
+    """The labelling path caches a frozen taxonomy's categories per process, by id; rolled-back
+    tests reuse ids for other taxonomies, so the cache is emptied after each test."""
+    yield
+    from annotation.selectors import _frozen_taxonomy_facts
+
+    _frozen_taxonomy_facts.cache_clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def close_stray_connections(django_db_setup, django_db_blocker):
     """Ends connections that threads of the tests left open, so the test database can be dropped."""

@@ -71,3 +71,33 @@ def test_web_app_does_not_import_torch(tmp_path):
         env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "AEGIS_VAR_DIR": str(tmp_path)},
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_embedded_sqlite_writes_in_wal_mode_with_immediate_transactions(tmp_path):
+    """Readers never wait on the writer (WAL); a write takes the lock when its transaction starts
+    (BEGIN IMMEDIATE), so it waits in the busy handler instead of failing half-way on an upgrade."""
+    code = (
+        "from django.db import connection, transaction;"
+        "c = connection.cursor();"
+        "print(*[c.execute(f'PRAGMA {p}').fetchone()[0] for p in ('journal_mode', 'synchronous', 'busy_timeout')]);"
+        "from django.test.utils import CaptureQueriesContext;"
+        "q = CaptureQueriesContext(connection); q.__enter__();"
+        "transaction.atomic().__enter__(); c.execute('SELECT 1'); print(q.captured_queries[0]['sql'])"
+    )
+    result = manage("shell", "--no-imports", "-c", code, AEGIS_VAR_DIR=str(tmp_path))
+    assert result.stdout.split() == ["wal", "1", "30000", "BEGIN", "IMMEDIATE"], result.stderr
+
+
+def test_web_app_and_workers_leave_heavy_readers_unloaded(tmp_path):
+    """pyarrow (Parquet import/export, blends) loads when a Parquet file is read or written, not in
+    every gunicorn worker and Celery child at start-up (about 30 MB each)."""
+    code = "import sys, django; django.setup(); import config.urls, config.celery; print('pyarrow' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "AEGIS_VAR_DIR": str(tmp_path)},
+    )
+    assert result.stdout.strip() == "False", result.stderr

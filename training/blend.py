@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from annotation.labels import LabelSource, apply_needs_caution_policy
 from taxonomy.models import CategoryKind, Taxonomy
 from taxonomy.prompts import render_nemoguard_prompt
@@ -75,6 +73,8 @@ def read_export_split(folder: Path, split: str) -> Iterator[dict[str, Any]]:
                 except json.JSONDecodeError as error:
                     raise BlendError(f"{jsonl}, line {number}: not JSON ({error.msg})") from None
     elif parquet.exists():
+        import pyarrow.parquet as pq  # only here: pyarrow costs every web and worker process ~40 MB at start-up
+
         for batch in pq.ParquetFile(parquet).iter_batches(batch_size=10_000):
             yield from batch.to_pylist()
     elif array.exists():

@@ -11,6 +11,7 @@ from .work import (
     create_assignment_batch,
     flag_assignment,
     next_assignment,
+    pull_next_item,
     skip_assignment,
     submit_annotation,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "create_assignment_batch",
     "flag_assignment",
     "next_assignment",
+    "pull_next_item",
     "skip_assignment",
     "submit_annotation",
     "create_project",

@@ -1,15 +1,18 @@
 """The annotator workbench: members, batches, leases on queue items, labels and their audit."""
 
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from .. import hot_path as sql
 from ..bulk import refresh_planner_statistics
 from ..labels import FINAL_LABEL_SOURCES, LabelError, check_label_submission
 from ..models import (
@@ -18,7 +21,6 @@ from ..models import (
     Assignment,
     AssignmentBatch,
     AssignmentStatus,
-    FinalLabel,
     Membership,
     Project,
     ProjectRole,
@@ -27,11 +29,8 @@ from ..models import (
     SampleCategory,
 )
 from ..permissions import require_admin
+from ..selectors import hazard_codes, remaining_bound, start_of_today
 from .adjudication import finalize_sample, open_review
-
-
-class NoWork(Exception):
-    """Why an annotator gets no next item (queue empty, daily cap reached)."""
 
 
 def lease_length() -> timedelta:
@@ -125,124 +124,142 @@ def _holds_slot(now) -> Q:
     return Q(status=AssignmentStatus.SUBMITTED) | Q(status=AssignmentStatus.LEASED, lease_expires_at__gt=now)
 
 
-def _not_final() -> Q:
-    """Samples whose final label humans or a reviewer have not yet decided (those are never handed out)."""
-    return ~Q(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
+@dataclass
+class Pull:
+    """What a pull found: the lease, and what the labelling page shows beside it (read in the same queries)."""
+
+    assignment: Assignment
+    membership: Membership
+    submitted: int
+    submitted_today: int
+    warning_codes: set[str] | None  # None: the sample has imported annotations, whose categories must be read
 
 
-def _active_lease(user, project: Project, now) -> Assignment | None:
-    return (
-        Assignment.objects.filter(
-            _not_final(),
-            annotator=user,
-            sample__project=project,
-            status=AssignmentStatus.LEASED,
-            lease_expires_at__gt=now,
-        )
-        .select_related("sample__project")
-        .order_by("leased_at")
-        .first()
+class NoWork(Exception):
+    """Why an annotator gets no next item (queue empty, daily cap reached)."""
+
+    def __init__(self, reason: str, membership: Membership | None = None):
+        super().__init__(reason)
+        self.membership = membership
+
+
+def _membership_for_pull(user, project_id: int, now) -> Membership:
+    """The annotator's membership, locked (one person's pulls, e.g. two tabs, take turns; no one
+    else's), with its project, the id of the annotator's unexpired lease if any, their counts of
+    submitted items and of remaining ones: one statement."""
+    params = {
+        "project": project_id,
+        "user": user.pk,
+        "now": sql.when(now),
+        "today": sql.when(start_of_today()),
+        "bound": remaining_bound(),
+    }
+    row = sql.fetch_one(sql.lock(sql.MEMBERSHIP, "m"), params)
+    if row is None:
+        get_object_or_404(Project, pk=project_id)
+        raise PermissionDenied(f"{user} is not annotator in this project")
+    (pk, project_id, user_id, role, opted_out, cap, reminder, name, slug, guidelines, taxonomy_id) = row[:11]
+    membership = Membership(
+        pk=pk,
+        project=Project(pk=project_id, name=name, slug=slug, guidelines=guidelines, taxonomy_id=taxonomy_id),
+        user=user,
+        role=role,
+        opted_out_categories=sql.json_value(opted_out) or [],
+        daily_cap=cap,
+        break_reminder_minutes=reminder,
     )
+    membership.current_lease, membership.submitted, membership.submitted_today, membership.remaining = row[11:]
+    return membership
 
 
-def submitted_today(user, project: Project) -> int:
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Assignment.objects.filter(
-        annotator=user, sample__project=project, status=AssignmentStatus.SUBMITTED, submitted_at__gte=start
-    ).count()
-
-
-CANDIDATE_WINDOW = 50
+MOST_TRIES = 20
 
 
 @transaction.atomic
-def next_assignment(user, project: Project) -> Assignment:
+def pull_next_item(user, project_id: int) -> Pull:
     """The annotator's current lease, or a new one on the next item; raises NoWork.
 
-    An item goes to at most k distinct annotators (submitted or holding an unexpired lease);
-    an expired lease frees its place. Candidates are read a window at a time in queue order
-    (batch, priority, id); the chosen item is locked (SKIP LOCKED, so annotators never wait on
-    each other) and its places counted again under the lock before the lease is written, so
-    concurrent pulls never over-assign. SQLite serialises writers instead.
+    An item goes to at most k distinct annotators (submitted or holding an unexpired lease); an
+    expired lease frees its place. The first open item in queue order is found and locked in one
+    statement (SKIP LOCKED, so annotators never wait on each other); the lease is written only if
+    the item's places, counted again in that statement (after the lock, so it sees every
+    committed lease), are fewer than k. SQLite serialises writers instead.
     """
-    # Locking the membership row serialises one person's pulls (two tabs), no one else's.
-    membership = (
-        Membership.objects.select_for_update().filter(project=project, user=user, role=ProjectRole.ANNOTATOR).first()
-    )
-    if membership is None or not user.is_active:
-        raise PermissionDenied(f"{user} is not annotator in project {project.slug!r}")
     now = timezone.now()
-    current = _active_lease(user, project, now)
-    if current is not None:
-        return current
-    if membership.daily_cap is not None and submitted_today(user, project) >= membership.daily_cap:
-        raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow")
-    for batch in AssignmentBatch.objects.filter(project=project, active=True).order_by("pk"):
-        start = 0
-        while True:
-            window = list(
-                QueueItem.objects.filter(_not_final(), batch=batch, done=False)
-                .order_by("-priority", "pk")
-                .values_list("pk", "sample_id")[start : start + CANDIDATE_WINDOW]
-            )
-            if not window:
-                break
-            found = _lock_first_open(window, batch.annotations_per_sample, user, membership, now)
-            if found is not None:
-                return _lease(*found, user, now)
-            start += CANDIDATE_WINDOW
-    raise NoWork("no items left in your queue")
-
-
-def _lock_first_open(
-    window: list[tuple[int, int]], k: int, user, membership: Membership, now
-) -> tuple[QueueItem, bool] | None:
-    """The first item of the window this annotator may take, locked, and whether the annotator
-    holds an expired lease on it; None if there is none."""
-    item_ids = [pk for pk, _ in window]
-    sample_ids = [sample for _, sample in window]
-    # One read of the window's assignments: places taken per item, and the annotator's own.
-    taken: dict[int, int] = {}
-    mine, expired = set(), set()
-    for item_id, annotator_id, status, expires in Assignment.objects.filter(item_id__in=item_ids).values_list(
-        "item_id", "annotator_id", "status", "lease_expires_at"
-    ):
-        lapsed = status == AssignmentStatus.LEASED and expires <= now
-        if status == AssignmentStatus.SUBMITTED or (status == AssignmentStatus.LEASED and not lapsed):
-            taken[item_id] = taken.get(item_id, 0) + 1
-        if annotator_id == user.pk:
-            (expired if lapsed else mine).add(item_id)
-    avoided = set()
-    if membership.opted_out_categories:
-        avoided = set(
-            SampleCategory.objects.filter(
-                sample_id__in=sample_ids, code__in=membership.opted_out_categories
-            ).values_list("sample_id", flat=True)
-        )
-    for item_id, sample_id in window:
-        if taken.get(item_id, 0) >= k or item_id in mine or sample_id in avoided:
-            continue
-        item = QueueItem.objects.select_for_update(skip_locked=True).filter(pk=item_id, done=False).first()
-        if item is None:
-            continue  # another annotator is taking it right now
-        # Counted again under the lock: every lease on this item is written while holding it.
-        if Assignment.objects.filter(_holds_slot(now), item=item).count() < k:
-            return item, item_id in expired
-    return None
-
-
-def _lease(item: QueueItem, renew: bool, user, now) -> Assignment:
-    """A lease on the item: a new assignment, or the annotator's own expired one renewed."""
-    lease = {
-        "item": item,
-        "status": AssignmentStatus.LEASED,
-        "leased_at": now,
-        "lease_expires_at": now + lease_length(),
+    membership = _membership_for_pull(user, project_id, now)
+    counts = {
+        "membership": membership,
+        "submitted": membership.submitted,
+        "submitted_today": membership.submitted_today,
     }
-    if not renew:
-        return Assignment.objects.create(sample_id=item.sample_id, annotator=user, **lease)
-    Assignment.objects.filter(sample_id=item.sample_id, annotator=user).update(**lease)
-    return Assignment.objects.select_related("sample__project").get(sample_id=item.sample_id, annotator=user)
+    if membership.current_lease is not None:
+        assignment = (
+            Assignment.objects.select_related("sample__final_label")
+            .annotate(imported=Exists(Annotation.objects.filter(sample=OuterRef("sample"), import_batch__isnull=False)))
+            .get(pk=membership.current_lease)
+        )
+        assignment.sample.project = membership.project
+        final = getattr(assignment.sample, "final_label", None)
+        codes = None if assignment.imported else set(final.categories if final else [])
+        return Pull(assignment, warning_codes=codes, **counts)
+    if membership.daily_cap is not None and membership.submitted_today >= membership.daily_cap:
+        raise NoWork(f"daily cap of {membership.daily_cap} items reached; thank you, see you tomorrow", membership)
+    params = {"project": project_id, "user": user.pk, "now": sql.when(now), "false": False}
+    opted_out = ""
+    if membership.opted_out_categories:
+        codes = {f"code{i}": code for i, code in enumerate(membership.opted_out_categories)}
+        opted_out = sql.OPTED_OUT.format(", ".join(f"%({name})s" for name in codes))
+        params.update(codes)
+    tried: list[int] = []
+    for _ in range(MOST_TRIES):
+        skip = "AND q.id NOT IN ({})".format(", ".join(str(int(pk)) for pk in tried)) if tried else ""
+        statement = sql.lock(sql.CANDIDATE.format(opted_out=opted_out, tried=skip), "q", skip_locked=True)
+        row = sql.fetch_one(statement, params)
+        if row is None:
+            break
+        item_id, sample_id, k, uid, turns, response, final_codes, imported = row
+        lease = _lease(item_id, sample_id, k, user, now)
+        if lease is None:
+            tried.append(item_id)  # filled up between the read and the lock: take the next one
+            continue
+        sample = Sample(
+            pk=sample_id, project=membership.project, uid=uid, turns=sql.json_value(turns), response=response
+        )
+        assignment = Assignment(
+            pk=lease[0],
+            item_id=item_id,
+            sample=sample,
+            annotator=user,
+            status=AssignmentStatus.LEASED,
+            leased_at=now,
+            lease_expires_at=now + lease_length(),
+            flagged=bool(lease[1]),
+        )
+        codes = None if imported else set(sql.json_value(final_codes) or [])
+        return Pull(assignment, warning_codes=codes, **counts)
+    raise NoWork("no items left in your queue", membership)
+
+
+def next_assignment(user, project: Project) -> Assignment:
+    """The annotator's current lease, or a new one on the next item, with its whole sample; raises
+    NoWork. (The API's pull reads only the sample fields the labelling page shows.)"""
+    pulled = pull_next_item(user, project.pk).assignment
+    return Assignment.objects.select_related("sample__project").get(pk=pulled.pk)
+
+
+def _lease(item_id: int, sample_id: int, k: int, user, now) -> tuple[int, bool] | None:
+    """A lease on the locked item (new, or the annotator's own expired one renewed) if fewer than
+    k places are held, counted in the same statement; (assignment id, flagged) or None."""
+    params = {
+        "item": item_id,
+        "sample": sample_id,
+        "user": user.pk,
+        "now": sql.when(now),
+        "expires": sql.when(now + lease_length()),
+        "k": k,
+        "false": False,
+    }
+    return sql.fetch_one(sql.LEASE, params)
 
 
 def _own_assignment(assignment_id: int, user) -> Assignment:
@@ -267,8 +284,37 @@ def annotation_snapshot(annotation: Annotation) -> dict:
     }
 
 
-def is_finalised(sample: Sample) -> bool:
-    return FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists()
+OWN_FIELDS = ("prompt_label", "response_label", "categories", "other_risks", "comment")
+
+
+@dataclass
+class SubmitTarget:
+    """The caller's assignment as a submission needs it (read and locked in one statement)."""
+
+    id: int
+    item_id: int
+    sample_id: int
+    annotator_id: int
+    status: str
+    lapsed: bool
+    has_response: bool
+    project_id: int
+    taxonomy_id: int
+    final_source: str | None
+    k: int
+    own_id: int | None
+    own: dict
+    own_time_spent_ms: int | None
+
+
+def _assignment_for_submit(assignment_id: int, user, now) -> SubmitTarget:
+    params = {"assignment": assignment_id, "now": sql.when(now)}
+    row = sql.fetch_one(sql.lock(sql.ASSIGNMENT_FOR_SUBMIT, "a"), params)
+    if row is None or row[3] != user.pk:
+        raise PermissionDenied("not your assignment")
+    own = dict(zip(OWN_FIELDS, row[12:17], strict=True))
+    own["categories"] = sql.json_value(own["categories"])
+    return SubmitTarget(*row[:5], bool(row[5]), bool(row[6]), *row[7:12], own=own, own_time_spent_ms=row[17])
 
 
 @transaction.atomic
@@ -284,51 +330,74 @@ def submit_annotation(
     time_spent_ms: int | None = None,
 ) -> Annotation:
     """Stores (or revises) the annotator's label for their assignment, with an audit entry."""
-    assignment = _own_assignment(assignment_id, user)
-    sample = assignment.sample
-    if assignment.status == AssignmentStatus.SKIPPED:
-        raise LabelError("assignment", "this item was skipped")
-    if is_finalised(sample):
-        raise LabelError("assignment", "this sample is final; its labels can no longer change")
     now = timezone.now()
-    if assignment.status == AssignmentStatus.LEASED and assignment.lease_expires_at <= now:
-        QueueItem.objects.select_for_update().get(pk=assignment.item_id)  # as a pull would
-        others = assignment.item.assignments.filter(_holds_slot(now)).exclude(pk=assignment.pk).count()
-        if others >= assignment.item.batch.annotations_per_sample:
+    target = _assignment_for_submit(assignment_id, user, now)
+    if target.status == AssignmentStatus.SKIPPED:
+        raise LabelError("assignment", "this item was skipped")
+    if target.final_source in FINAL_LABEL_SOURCES:
+        raise LabelError("assignment", "this sample is final; its labels can no longer change")
+    if target.lapsed:
+        QueueItem.objects.select_for_update().get(pk=target.item_id)  # as a pull would
+        others = Assignment.objects.filter(_holds_slot(now), item_id=target.item_id).exclude(pk=target.id).count()
+        if others >= target.k:
             raise LabelError("assignment", "your lease expired and the item went to someone else")
-    taxonomy = sample.project.taxonomy
     prompt, response, codes = check_label_submission(
-        has_response=sample.response is not None,
-        hazard_codes=list(taxonomy.categories.filter(hazard=True).values_list("code", flat=True)),
+        has_response=target.has_response,
+        hazard_codes=hazard_codes(target.taxonomy_id),
         prompt_label=prompt_label,
         response_label=response_label,
         categories=list(categories or []),
     )
-    annotation = Annotation.objects.filter(sample=sample, annotator=user).first()
-    old = annotation_snapshot(annotation) if annotation else None
-    if annotation is None:
-        annotation = Annotation(sample=sample, annotator=user)
-    annotation.prompt_label, annotation.response_label, annotation.categories = prompt, response, codes
-    annotation.other_risks, annotation.comment = other_risks.strip(), comment.strip()
+    fields = {
+        "prompt_label": prompt,
+        "response_label": response,
+        "categories": codes,
+        "other_risks": other_risks.strip(),
+        "comment": comment.strip(),
+    }
+    annotation = _store_annotation(target, user, now, fields, time_spent_ms)
+    if codes:
+        SampleCategory.objects.bulk_create(
+            [SampleCategory(sample_id=target.sample_id, code=code) for code in codes], ignore_conflicts=True
+        )
+    if target.status != AssignmentStatus.SUBMITTED and _record_submission(target, now) >= target.k:
+        finalize_sample(Sample.objects.select_related("project").get(pk=target.sample_id))
+    return annotation
+
+
+def _store_annotation(target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None) -> Annotation:
+    """Writes the label (new or revised) and its audit entry."""
+    spent = target.own_time_spent_ms
     if time_spent_ms is not None:
-        annotation.time_spent_ms = (annotation.time_spent_ms or 0) + max(0, int(time_spent_ms))
-    annotation.save()
+        spent = (spent or 0) + max(0, int(time_spent_ms))
+    if target.own_id is None:
+        old = None
+        annotation = Annotation.objects.create(
+            sample_id=target.sample_id, annotator=user, time_spent_ms=spent, **fields
+        )
+    else:
+        old = target.own
+        Annotation.objects.filter(pk=target.own_id).update(time_spent_ms=spent, updated_at=now, **fields)
+        annotation = Annotation(
+            pk=target.own_id, sample_id=target.sample_id, annotator=user, time_spent_ms=spent, updated_at=now, **fields
+        )
     AnnotationRevision.objects.create(
         annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation)
     )
-    SampleCategory.objects.bulk_create(
-        [SampleCategory(sample=sample, code=code) for code in codes], ignore_conflicts=True
-    )
-    if assignment.status != AssignmentStatus.SUBMITTED:
-        assignment.status, assignment.submitted_at = AssignmentStatus.SUBMITTED, now
-        assignment.save(update_fields=["status", "submitted_at"])
-        # Lock the item so that two last submissions cannot both miss each other's count.
-        item = QueueItem.objects.select_for_update().get(pk=assignment.item_id)
-        submitted = item.assignments.filter(status=AssignmentStatus.SUBMITTED).count()
-        if submitted >= assignment.item.batch.annotations_per_sample:
-            QueueItem.objects.filter(pk=item.pk).update(done=True)
-            finalize_sample(sample)
     return annotation
+
+
+def _record_submission(target: SubmitTarget, now) -> int:
+    """Marks the assignment submitted and counts it on its item (done once k are in); returns the
+    item's count of submissions. On PostgreSQL both writes are one statement."""
+    params = {"k": target.k, "item": target.item_id, "assignment": target.id, "now": sql.when(now)}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH submitted AS ({sql.MARK_SUBMITTED}) {sql.COUNT_SUBMISSION}", params)
+        else:
+            cursor.execute(sql.MARK_SUBMITTED, params)
+            cursor.execute(sql.COUNT_SUBMISSION, params)
+        return cursor.fetchone()[0]
 
 
 @transaction.atomic

@@ -1,0 +1,163 @@
+"""The SQL of the annotator's hot path (pull and submit), written once and run as is.
+
+Each request of the labelling loop runs a handful of these statements; building them with the
+ORM took more CPU than running them. They are plain SQL that PostgreSQL and SQLite both run;
+row locks (``FOR UPDATE``) are added where the database has them (SQLite serialises writers).
+Table and column names are Django's defaults for the models in ``models.py``; the tests of the
+workbench run every statement on both databases.
+"""
+
+import json
+
+from django.db import connection
+
+from .labels import FINAL_LABEL_SOURCES
+from .models import AssignmentStatus
+
+LEASED, SUBMITTED, SKIPPED = (
+    AssignmentStatus.LEASED.value,
+    AssignmentStatus.SUBMITTED.value,
+    AssignmentStatus.SKIPPED.value,
+)
+NOT_FINAL = "(f.prompt_label_source IS NULL OR f.prompt_label_source NOT IN ({}))".format(
+    ", ".join(f"'{source.value}'" for source in FINAL_LABEL_SOURCES)
+)
+HOLDS_SLOT = f"(a.status = '{SUBMITTED}' OR (a.status = '{LEASED}' AND a.lease_expires_at > %(now)s))"
+
+# Open items of the project's active batches this annotator has neither submitted nor skipped,
+# counted up to a bound (so that a pull stays fast on a queue of millions).
+REMAINING = f"""
+SELECT COUNT(*) FROM (
+    SELECT 1 FROM annotation_queueitem q
+    JOIN annotation_assignmentbatch b ON b.id = q.batch_id
+    WHERE b.project_id = %(project)s AND b.active AND NOT q.done
+      AND NOT EXISTS (
+          SELECT 1 FROM annotation_assignment a
+          WHERE a.item_id = q.id AND a.annotator_id = %(user)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
+      )
+    LIMIT %(bound)s
+) AS open_items
+"""
+
+# The annotator's membership with its project, their unexpired lease on a sample not final (if
+# any), their submissions in all and today, and their remaining items: one statement.
+MEMBERSHIP = f"""
+SELECT m.id, m.project_id, m.user_id, m.role, m.opted_out_categories, m.daily_cap, m.break_reminder_minutes,
+    p.name AS project_name, p.slug AS project_slug, p.guidelines AS project_guidelines,
+    p.taxonomy_id AS project_taxonomy_id,
+    (SELECT a.id FROM annotation_assignment a
+        JOIN annotation_sample s ON s.id = a.sample_id
+        LEFT JOIN annotation_finallabel f ON f.sample_id = a.sample_id
+        WHERE a.annotator_id = %(user)s AND s.project_id = %(project)s AND a.status = '{LEASED}'
+          AND a.lease_expires_at > %(now)s AND {NOT_FINAL}
+        ORDER BY a.leased_at LIMIT 1) AS current_lease,
+    (SELECT COUNT(*) FROM annotation_assignment a JOIN annotation_sample s ON s.id = a.sample_id
+        WHERE a.annotator_id = %(user)s AND s.project_id = %(project)s AND a.status = '{SUBMITTED}') AS submitted,
+    (SELECT COUNT(*) FROM annotation_assignment a JOIN annotation_sample s ON s.id = a.sample_id
+        WHERE a.annotator_id = %(user)s AND s.project_id = %(project)s AND a.status = '{SUBMITTED}'
+          AND a.submitted_at >= %(today)s) AS submitted_today,
+    ({REMAINING}) AS remaining
+FROM annotation_membership m
+JOIN annotation_project p ON p.id = m.project_id
+WHERE m.project_id = %(project)s AND m.user_id = %(user)s AND m.role = 'annotator'
+"""
+
+# The first item in queue order (batch, priority, id) this annotator may take: in an active
+# batch, not done, sample not final, fewer than k places held, not had by this annotator (their
+# own expired lease excepted); with what the labelling page shows of its sample. Written so that
+# both databases walk the queue_item_next index (batch, done, -priority, id) in order and stop at
+# the first match, instead of sorting the queue.
+CANDIDATE = f"""
+SELECT q.id, q.sample_id, b.annotations_per_sample, s.uid, s.turns, s.response, f.categories,
+    EXISTS (SELECT 1 FROM annotation_annotation i
+            WHERE i.sample_id = q.sample_id AND i.import_batch_id IS NOT NULL) AS imported
+FROM annotation_queueitem q
+JOIN annotation_assignmentbatch b ON b.id = q.batch_id
+JOIN annotation_sample s ON s.id = q.sample_id
+LEFT JOIN annotation_finallabel f ON f.sample_id = q.sample_id
+WHERE b.project_id = %(project)s AND b.active AND q.done = %(false)s AND {NOT_FINAL}
+  AND (SELECT COUNT(*) FROM annotation_assignment a WHERE a.item_id = q.id AND {HOLDS_SLOT}) < b.annotations_per_sample
+  AND NOT EXISTS (
+      SELECT 1 FROM annotation_assignment a
+      WHERE a.item_id = q.id AND a.annotator_id = %(user)s
+        AND NOT (a.status = '{LEASED}' AND a.lease_expires_at <= %(now)s)
+  )
+  {{opted_out}}
+  {{tried}}
+ORDER BY b.id, q.priority DESC, q.id
+LIMIT 1
+"""
+OPTED_OUT = (
+    "AND NOT EXISTS (SELECT 1 FROM annotation_samplecategory c WHERE c.sample_id = q.sample_id AND c.code IN ({}))"
+)
+
+# A lease on the locked item if fewer than k places are held, counted in this statement (it
+# starts after the lock is taken, so it sees every committed lease): new, or the annotator's own
+# expired lease renewed.
+LEASE = f"""
+INSERT INTO annotation_assignment
+    (item_id, sample_id, annotator_id, status, leased_at, lease_expires_at, skip_reason, flagged, flag_reason)
+SELECT %(item)s, %(sample)s, %(user)s, '{LEASED}', %(now)s, %(expires)s, '', %(false)s, ''
+WHERE (SELECT COUNT(*) FROM annotation_assignment a WHERE a.item_id = %(item)s AND {HOLDS_SLOT}) < %(k)s
+ON CONFLICT (sample_id, annotator_id) DO UPDATE
+    SET item_id = excluded.item_id, status = excluded.status,
+        leased_at = excluded.leased_at, lease_expires_at = excluded.lease_expires_at
+    WHERE annotation_assignment.status = '{LEASED}'
+RETURNING id, flagged
+"""
+
+# The caller's assignment with what a submission needs: its sample's response, taxonomy and
+# final label source, the batch's k, whether its lease has lapsed, and the caller's own
+# annotation of the sample (own_*).
+ASSIGNMENT_FOR_SUBMIT = f"""
+SELECT a.id, a.item_id, a.sample_id, a.annotator_id, a.status,
+    (a.status = '{LEASED}' AND a.lease_expires_at <= %(now)s) AS lapsed,
+    s.response IS NOT NULL AS has_response, s.project_id, p.taxonomy_id, f.prompt_label_source AS final_source,
+    b.annotations_per_sample AS k,
+    o.id AS own_id, o.prompt_label AS own_prompt_label, o.response_label AS own_response_label,
+    o.categories AS own_categories, o.other_risks AS own_other_risks, o.comment AS own_comment,
+    o.time_spent_ms AS own_time_spent_ms
+FROM annotation_assignment a
+JOIN annotation_sample s ON s.id = a.sample_id
+JOIN annotation_project p ON p.id = s.project_id
+JOIN annotation_queueitem q ON q.id = a.item_id
+JOIN annotation_assignmentbatch b ON b.id = q.batch_id
+LEFT JOIN annotation_finallabel f ON f.sample_id = a.sample_id
+LEFT JOIN annotation_annotation o ON o.sample_id = a.sample_id AND o.annotator_id = a.annotator_id
+WHERE a.id = %(assignment)s
+"""
+
+# The submission counted on its item (done once k are in), atomically: two last submissions of
+# an item cannot both miss each other, whatever the isolation level.
+COUNT_SUBMISSION = """
+UPDATE annotation_queueitem
+SET submitted_count = submitted_count + 1, done = (done OR submitted_count + 1 >= %(k)s)
+WHERE id = %(item)s
+RETURNING submitted_count
+"""
+MARK_SUBMITTED = f"""
+UPDATE annotation_assignment SET status = '{SUBMITTED}', submitted_at = %(now)s WHERE id = %(assignment)s
+"""
+
+
+def lock(sql: str, table: str, *, skip_locked: bool = False) -> str:
+    """The statement with ``FOR UPDATE OF table`` where the database has row locks."""
+    if not connection.features.has_select_for_update:
+        return sql
+    return f"{sql} FOR UPDATE OF {table}" + (" SKIP LOCKED" if skip_locked else "")
+
+
+def fetch_one(sql: str, params: dict) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def when(value):
+    """A datetime as the database takes it in a raw statement."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def json_value(value):
+    """A JSON column read by a raw statement (text on SQLite and with Django's psycopg set-up)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
