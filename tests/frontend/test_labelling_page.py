@@ -63,23 +63,23 @@ def test_guide_revisions_progress_messages_and_dark_mode(browser_page, live_serv
     # An error looks like an error...
     page.keyboard.press("u")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('message').classList.contains('error')")
+    page.wait_for_function("() => document.getElementById('message').classList.contains('error')")
     assert "category" in page.inner_text("#message") and page.get_attribute("#message", "role") == "alert"
     error_colour = page.evaluate("getComputedStyle(document.getElementById('message')).color")
     page.screenshot(path=str(SCREENSHOTS / "labelling-2-error.png"))
     # ...and a success like a success.
     page.keyboard.press("s")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('message').classList.contains('ok')")
+    page.wait_for_function("() => document.getElementById('message').classList.contains('ok')")
     assert "Saved a." in page.inner_text("#message")
     assert page.evaluate("getComputedStyle(document.getElementById('message')).color") != error_colour
     page.keyboard.press("s")
     page.keyboard.press("Shift+S")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('message').textContent.includes('Saved b.')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('Saved b.')")
     page.keyboard.press("s")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('message').textContent.includes('Saved c.')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('Saved c.')")
     assert "1 left" in page.inner_text("#progress-text") and "3 in all" in page.inner_text("#progress-text")
     assert page.get_attribute(".progress", "aria-valuenow") == "75"
 
@@ -91,23 +91,23 @@ def test_guide_revisions_progress_messages_and_dark_mode(browser_page, live_serv
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('.turn .text').textContent.includes('bread')")
+    page.wait_for_function("() => document.querySelector('.turn .text').textContent.includes('bread')")
     assert page.is_visible("#revising") and "Revising your label of a" in page.inner_text("#revising")
     assert page.get_attribute('button[data-target="prompt"][data-value="safe"]', "aria-pressed") == "true"
     page.keyboard.press("c")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('message').textContent.includes('Saved your revision of a.')")
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('Saved your revision of a.')")
     assert "Tell me a joke" in page.inner_text("#turns")  # back to the item it was on
     assert Annotation.objects.get(annotator=annotator, sample__uid="a").prompt_label == "needs_caution"
 
     # "b" walks back through the labels, one per press; a final sample's label is no longer offered.
     adjudicate(project, Sample.objects.get(uid="b").pk, boss, prompt_label="safe", response_label="safe")
     page.keyboard.press("b")
-    page.wait_for_function("document.querySelector('.turn .text').textContent.includes('capital')")
+    page.wait_for_function("() => document.querySelector('.turn .text').textContent.includes('capital')")
     page.keyboard.press("b")
-    page.wait_for_function("document.querySelector('.turn .text').textContent.includes('bread')")
+    page.wait_for_function("() => document.querySelector('.turn .text').textContent.includes('bread')")
     page.keyboard.press("n")  # leave the revision unchanged
-    page.wait_for_function("document.querySelector('.turn .text').textContent.includes('joke')")
+    page.wait_for_function("() => document.querySelector('.turn .text').textContent.includes('joke')")
     page.keyboard.press("l")
     page.wait_for_selector("#my-labels[open] #my-labels-list button")
     assert [t.split("\n")[1] for t in page.locator("#my-labels-list button").all_inner_texts()] == ["c", "a"]
@@ -120,6 +120,6 @@ def test_guide_revisions_progress_messages_and_dark_mode(browser_page, live_serv
     page.screenshot(path=str(SCREENSHOTS / "labelling-4-dark.png"))
     page.keyboard.press("u")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('message').classList.contains('error')")
+    page.wait_for_function("() => document.getElementById('message').classList.contains('error')")
     page.screenshot(path=str(SCREENSHOTS / "labelling-5-dark-error.png"))
     assert dialogs == []

@@ -67,7 +67,7 @@ def test_filters(loaded, boss, django_user_model):
     assert uids(loaded, label="none") == ["plain"]
     assert uids(loaded, provenance="llm_jury") == ["gun"]
     assert uids(loaded, category="S1") == ["hostile"]  # Violence
-    assert uids(loaded, annotator="ext1") == ["hostile"]
+    assert uids(loaded, annotator="imported:ext1") == ["hostile"]  # imported names live in their own namespace
     assert uids(loaded, source="mixed", q="bake", label="unsafe") == ["hostile"]
     assert uids(loaded, source="other") == []
     assert uids(loaded, status="final") == ["hostile", "gun", "bread"]
@@ -158,7 +158,7 @@ def test_sample_record_shows_every_label_to_reviewers_only(client, loaded, boss,
 
     client.force_login(reviewer)
     text = client.get(url).content.decode()
-    assert "<td>ext1</td><td>unsafe</td>" in text
+    assert "<td>imported:ext1</td><td>unsafe</td>" in text
     assert FinalLabel.objects.get(sample=sample).prompt_label in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script>alert(1)" not in text
     assert 'id="revisions"' in text and "(created)" in text and "boss" in text
