@@ -89,8 +89,9 @@ class Stack:
         wait_for(lambda: not any(_alive(process) for process in processes), "the killed worker's processes to end")
 
     def kill_in_the_middle(self, model, pk, kill: str, *, after: int = 0) -> None:
-        """Waits until the job has done more than ``after``, freezes the worker (SIGSTOP), checks the
-        job is still unfinished, then kills the pool process or the whole worker (and starts a new one)."""
+        """Waits until the job runs and has done more than ``after`` (-1: any moment it runs), freezes
+        the worker (SIGSTOP), checks the job is still unfinished, then kills the pool process or the
+        whole worker (and starts a new one)."""
         wait_for(running(model, pk, after=after), f"{model.__name__} {pk} to be under way")
         os.killpg(self.worker.pid, signal.SIGSTOP)
         assert not model.objects.get(pk=pk).finished, "the job finished before the kill: make it bigger"
@@ -213,7 +214,7 @@ def test_an_import_survives_its_worker_being_killed(project, stack, tmp_path, ki
     stack.start_worker()
     batch = start_import_batch(project, adapter="aegis2", filename=path.name, stored_path=str(path))
     start_job(batch)
-    stack.kill_in_the_middle(ImportBatch, batch.pk, kill)
+    stack.kill_in_the_middle(ImportBatch, batch.pk, kill, after=-1)  # any moment while it runs
     batch = wait_for(finished(ImportBatch, batch.pk), "the import to finish", timeout=300)
     assert (batch.status, batch.rows_read, batch.created_count) == (JobStatus.SUCCEEDED, 60_000, 60_000), batch.error
     assert batch.attempts >= 2
@@ -227,7 +228,7 @@ def test_an_export_survives_its_worker_being_killed(project, stack, tmp_path, ki
     stack.start_worker()
     snapshot = start_export(project, formats=["jsonl"], split_ratios={"train": 1.0})
     start_job(snapshot)
-    stack.kill_in_the_middle(ExportSnapshot, snapshot.pk, kill)
+    stack.kill_in_the_middle(ExportSnapshot, snapshot.pk, kill, after=-1)  # any moment while it runs
     snapshot = wait_for(finished(ExportSnapshot, snapshot.pk), "the export to finish", timeout=300)
     assert snapshot.status == JobStatus.SUCCEEDED and snapshot.attempts >= 2, snapshot.error
     folder = Path(snapshot.directory)
