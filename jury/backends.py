@@ -12,8 +12,6 @@ from typing import Any
 
 import httpx
 
-from core.outbound import OutboundRefused, check_endpoint_url
-
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
@@ -46,6 +44,10 @@ class OpenAICompatibleBackend:
     concurrency: int = 8
 
     def __post_init__(self) -> None:
+        # Imported here: core.outbound reads Django's settings, and the in-process vLLM backend of this
+        # module also runs in vLLM's own environment, which has no Django.
+        from core.outbound import OutboundRefused, check_endpoint_url
+
         try:
             check_endpoint_url(self.base_url)
         except OutboundRefused as error:
