@@ -1,0 +1,128 @@
+"""The embedded default with AEGIS_EMBEDDED_BROKER=1 (scripts/demo): jobs go through kombu's
+SQLAlchemy transport on a SQLite file to a real Celery worker, and the job pages say when no worker
+runs. The end-to-end test runs in processes of its own (a SQLite database file, since the worker
+must see the rows); every wait polls with a generous deadline."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from annotation.models import ExportSnapshot
+from core.selectors import worker_notice
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).with_name("embedded_scenario.py")
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("REDIS_URL") or os.environ.get("DATABASE_URL")), reason="the embedded default (SQLite pass)"
+)
+
+
+def embedded_env(var_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        AEGIS_VAR_DIR=str(var_dir), MEDIA_ROOT=str(var_dir / "media"), AEGIS_EMBEDDED_BROKER="1",
+        AEGIS_WORKER_BEAT_SECONDS="0.5", DJANGO_SETTINGS_MODULE="config.settings", PYTHONPATH=str(ROOT),
+    )  # fmt: skip
+    return env
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+def wait_for(check, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    """A migrated SQLite database file with a project of 50 labelled samples, and its environment."""
+    env = embedded_env(tmp_path / "var")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "prompt": f"question {i}", "response": f"answer {i}",
+                        "prompt_label": "safe", "response_label": "safe"}) + "\n"
+            for i in range(50)
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+    run([sys.executable, str(SCENARIO), "prepare", str(rows)], env)
+    return env
+
+
+def export(env: dict[str, str], deadline: float) -> list[dict]:
+    out = run([sys.executable, str(SCENARIO), "export", str(deadline)], env, timeout=deadline + 120)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_a_job_runs_in_a_real_worker_on_the_embedded_broker(embedded):
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "warning", "-P", "solo",
+         "-Q", "default,gpu,supervise"],
+        cwd=ROOT, env=embedded, start_new_session=True,
+    )  # fmt: skip
+    try:
+        beats = Path(embedded["AEGIS_VAR_DIR"]) / "workers"
+        wait_for(lambda: beats.is_dir() and any(beats.iterdir()), "the worker's presence file")
+        started, ended = export(embedded, deadline=120)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    # The request side returned with the job still pending, and saw a worker (no notice).
+    assert started["status"] == "pending" and started["notice"] == ""
+    assert (ended["status"], ended["done"], ended["error"]) == ("succeeded", 50, "")
+    assert ended["worker"].endswith(f":{worker.pid}")  # run by the worker, not in the request's process
+    assert not any(beats.iterdir())  # a worker that stops removes its presence file
+
+
+def test_without_a_worker_the_job_waits_and_says_so(embedded):
+    started, ended = export(embedded, deadline=3)
+    assert started["status"] == "pending"
+    assert started["notice"].startswith("No worker is running")
+    assert ended["status"] == "pending"  # queued on the broker, not run in-process
+
+
+@pytest.fixture
+def embedded_settings(settings, tmp_path):
+    settings.AEGIS_EMBEDDED_BROKER = True
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.AEGIS_WORKER_BEAT_DIR = tmp_path / "workers"
+    settings.AEGIS_WORKER_BEAT_SECONDS = 5
+    return settings
+
+
+def test_the_export_page_shows_a_forgotten_worker(embedded_settings, project, admin_client):
+    ExportSnapshot.objects.create(project=project, formats=["jsonl"])  # pending: no worker took it
+    page = admin_client.get(f"/console/projects/{project.pk}/exports/").content.decode()
+    assert "No worker is running" in page and "data-refresh-while-running" in page
+
+
+def test_presence_files_count_only_while_fresh(embedded_settings):
+    folder = embedded_settings.AEGIS_WORKER_BEAT_DIR
+    assert worker_notice().startswith("No worker is running")  # no folder yet
+    folder.mkdir()
+    beat = folder / "host:123"
+    beat.touch()
+    assert worker_notice() == ""
+    old = time.time() - 16  # more than three beats ago: a worker killed outright
+    os.utime(beat, (old, old))
+    assert worker_notice().startswith("No worker is running")
