@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from annotation.models import ExportSnapshot
@@ -71,20 +72,22 @@ def export(env: dict[str, str], deadline: float) -> list[dict]:
 
 
 def test_a_job_runs_in_a_real_worker_on_the_embedded_broker(embedded):
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "warning", "-P", "solo",
-         "-Q", "default,gpu,supervise"],
+    var = Path(embedded["AEGIS_VAR_DIR"])
+    worker = subprocess.Popen(  # as scripts/demo starts it
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "2",
+         "--queues", "default,gpu,supervise", "--beat", "--schedule", str(var / "celerybeat-schedule"),
+         "--loglevel", "warning"],
         cwd=ROOT, env=embedded, start_new_session=True,
     )  # fmt: skip
     try:
-        beats = Path(embedded["AEGIS_VAR_DIR"]) / "workers"
+        beats = var / "workers"
         wait_for(lambda: beats.is_dir() and any(beats.iterdir()), "the worker's presence file")
+        processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
         started, ended = export(embedded, deadline=120)
+        worker.send_signal(signal.SIGTERM)  # what scripts/demo sends on exit
+        worker.wait(timeout=60)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
     # The request side returned with the job still pending, and saw a worker (no notice).
@@ -92,6 +95,14 @@ def test_a_job_runs_in_a_real_worker_on_the_embedded_broker(embedded):
     assert (ended["status"], ended["done"], ended["error"]) == ("succeeded", 50, "")
     assert ended["worker"].endswith(f":{worker.pid}")  # run by the worker, not in the request's process
     assert not any(beats.iterdir())  # a worker that stops removes its presence file
+    wait_for(lambda: not any(_alive(process) for process in processes), "the worker's processes (beat) to end", 30)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_without_a_worker_the_job_waits_and_says_so(embedded):
