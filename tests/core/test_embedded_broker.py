@@ -19,7 +19,7 @@ from core.selectors import worker_notice
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("embedded_scenario.py")
-pytestmark = pytest.mark.skipif(
+sqlite_pass = pytest.mark.skipif(
     bool(os.environ.get("REDIS_URL") or os.environ.get("DATABASE_URL")), reason="the embedded default (SQLite pass)"
 )
 
@@ -71,6 +71,7 @@ def export(env: dict[str, str], deadline: float) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+@sqlite_pass
 def test_a_job_runs_in_a_real_worker_on_the_embedded_broker(embedded):
     var = Path(embedded["AEGIS_VAR_DIR"])
     worker = subprocess.Popen(  # as scripts/demo starts it
@@ -105,6 +106,7 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+@sqlite_pass
 def test_without_a_worker_the_job_waits_and_says_so(embedded):
     started, ended = export(embedded, deadline=3)
     assert started["status"] == "pending"
