@@ -34,7 +34,13 @@ def export(deadline_seconds: float) -> None:
     project = Project.objects.get(slug="embedded")
     started = time.monotonic()
     snapshot = launch_export(project, by=boss)
-    report(step="started", status=snapshot.status, seconds=time.monotonic() - started, notice=worker_notice())
+    report(
+        step="started",
+        pk=snapshot.pk,
+        status=snapshot.status,
+        seconds=time.monotonic() - started,
+        notice=worker_notice(),
+    )
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         snapshot = ExportSnapshot.objects.get(pk=snapshot.pk)

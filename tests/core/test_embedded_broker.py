@@ -6,9 +6,11 @@ must see the rows); every wait polls with a generous deadline."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import psutil
@@ -71,31 +73,54 @@ def export(env: dict[str, str], deadline: float) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-@sqlite_pass
-def test_a_job_runs_in_a_real_worker_on_the_embedded_broker(embedded):
-    var = Path(embedded["AEGIS_VAR_DIR"])
-    worker = subprocess.Popen(  # as scripts/demo starts it
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    """A worker as scripts/demo starts it; returns once its presence file is there."""
+    var = Path(env["AEGIS_VAR_DIR"])
+    worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "2",
          "--queues", "default,gpu,supervise", "--beat", "--schedule", str(var / "celerybeat-schedule"),
          "--loglevel", "warning"],
-        cwd=ROOT, env=embedded, start_new_session=True,
+        cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     try:
-        beats = var / "workers"
-        wait_for(lambda: beats.is_dir() and any(beats.iterdir()), "the worker's presence file")
-        processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
-        started, ended = export(embedded, deadline=120)
-        worker.send_signal(signal.SIGTERM)  # what scripts/demo sends on exit
+        wait_for(lambda: (var / "workers").is_dir() and any((var / "workers").iterdir()), "the worker's presence file")
+    except BaseException:
+        stop_worker(worker)
+        raise
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM, as scripts/demo sends on exit; SIGKILL to the group only if it does not stop."""
+    worker.send_signal(signal.SIGTERM)
+    try:
         worker.wait(timeout=60)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def export_row(env: dict[str, str], pk: int) -> tuple[str, int, str]:
+    database = Path(env["AEGIS_VAR_DIR"]) / "aegis.sqlite3"
+    with closing(sqlite3.connect(database, timeout=30)) as db:
+        return db.execute("SELECT status, done, worker FROM annotation_exportsnapshot WHERE id = ?", (pk,)).fetchone()
+
+
+@sqlite_pass
+def test_a_job_runs_in_a_real_worker_on_the_embedded_broker(embedded):
+    worker = start_worker(embedded)
+    try:
+        processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+        started, ended = export(embedded, deadline=120)
+    finally:
+        stop_worker(worker)
     # The request side returned with the job still pending, and saw a worker (no notice).
     assert started["status"] == "pending" and started["notice"] == ""
     assert (ended["status"], ended["done"], ended["error"]) == ("succeeded", 50, "")
     assert ended["worker"].endswith(f":{worker.pid}")  # run by the worker, not in the request's process
-    assert not any(beats.iterdir())  # a worker that stops removes its presence file
+    assert worker.returncode == 0
+    assert not any((Path(embedded["AEGIS_VAR_DIR"]) / "workers").iterdir())  # a stopped worker removes its file
     wait_for(lambda: not any(_alive(process) for process in processes), "the worker's processes (beat) to end", 30)
 
 
@@ -107,11 +132,20 @@ def _alive(process: psutil.Process) -> bool:
 
 
 @sqlite_pass
-def test_without_a_worker_the_job_waits_and_says_so(embedded):
+def test_without_a_worker_the_job_waits_and_says_so_until_one_starts(embedded):
     started, ended = export(embedded, deadline=3)
     assert started["status"] == "pending"
     assert started["notice"].startswith("No worker is running")
     assert ended["status"] == "pending"  # queued on the broker, not run in-process
+    worker = start_worker(embedded)  # the forgotten worker, started late, takes the queued job
+    try:
+        status, done, held_by = wait_for(
+            lambda: (row := export_row(embedded, started["pk"]))[0] in ("succeeded", "failed") and row,
+            "the queued export to finish",
+        )
+    finally:
+        stop_worker(worker)
+    assert (status, done, held_by.rsplit(":", 1)[1]) == ("succeeded", 50, str(worker.pid))
 
 
 @pytest.fixture
