@@ -12,10 +12,12 @@ import django
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import transaction  # noqa: E402
 
 from annotation.jobs import launch_export  # noqa: E402
 from annotation.models import ExportSnapshot, Project  # noqa: E402
-from annotation.services import create_project, import_samples  # noqa: E402
+from annotation.services import create_project, import_samples, start_import_batch  # noqa: E402
+from core.jobs import start_job  # noqa: E402
 from core.selectors import worker_notice  # noqa: E402
 
 
@@ -51,8 +53,19 @@ def export(deadline_seconds: float) -> None:
            worker=snapshot.worker, here=os.getpid())  # fmt: skip
 
 
+def start_import(rows_path: str) -> None:
+    """Queues an import of the file (stored where it is) and prints its id."""
+    project = Project.objects.get(slug="embedded")
+    with transaction.atomic():
+        batch = start_import_batch(project, adapter="aegis2", filename="big.jsonl", stored_path=rows_path)
+        start_job(batch)
+    report(step="queued", pk=batch.pk)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "prepare":
         prepare(sys.argv[2])
+    elif sys.argv[1] == "import":
+        start_import(sys.argv[2])
     else:
         export(float(sys.argv[2]))

@@ -83,7 +83,7 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
         cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: (var / "workers").is_dir() and any((var / "workers").iterdir()), "the worker's presence file")
+        wait_for(lambda: list((var / "workers").glob(f"*:{worker.pid}")), "the worker's presence file")
     except BaseException:
         stop_worker(worker)
         raise
@@ -146,6 +146,44 @@ def test_without_a_worker_the_job_waits_and_says_so_until_one_starts(embedded):
     finally:
         stop_worker(worker)
     assert (status, done, held_by.rsplit(":", 1)[1]) == ("succeeded", 50, str(worker.pid))
+
+
+def import_row(env: dict[str, str], pk: int) -> tuple[str, int, int, str]:
+    database = Path(env["AEGIS_VAR_DIR"]) / "aegis.sqlite3"
+    with closing(sqlite3.connect(database, timeout=30)) as db:
+        query = "SELECT status, attempts, created_count, error FROM annotation_importbatch WHERE id = ?"
+        return db.execute(query, (pk,)).fetchone()
+
+
+@sqlite_pass
+def test_a_job_whose_worker_is_killed_outright_runs_again_on_the_next_worker(embedded, tmp_path):
+    """SIGKILL loses the broker's message (taken off the queue on receipt); supervision, run by the
+    next worker's beat, sees the dead holder and sends the job again."""
+    env = {**embedded, "AEGIS_JOB_HEARTBEAT_SECONDS": "0.5", "AEGIS_JOB_STALE_SECONDS": "3",
+           "AEGIS_SUPERVISE_SECONDS": "1", "AEGIS_JOB_DISPATCH_WINDOW": "3",
+           "AEGIS_JOB_MAX_ATTEMPTS": "10"}  # fmt: skip
+    rows = tmp_path / "big.jsonl"
+    with rows.open("w", encoding="utf-8") as stream:
+        for i in range(40_000):
+            stream.write(json.dumps({"id": f"b{i}", "prompt": f"question {i}?", "response": f"answer {i} " * 10,
+                                     "prompt_label": "safe", "response_label": "safe"}) + "\n")  # fmt: skip
+    worker = start_worker(env)
+    try:
+        out = run([sys.executable, str(SCENARIO), "import", str(rows)], env)
+        pk = json.loads(out.splitlines()[-1])["pk"]
+        wait_for(lambda: import_row(env, pk)[0] == "running", "the import to be under way")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        assert import_row(env, pk)[0] == "running", "the import finished before the kill: make it bigger"
+        worker = start_worker(env)
+        status, attempts, created, error = wait_for(
+            lambda: (row := import_row(env, pk))[0] in ("succeeded", "failed") and row, "the import to end", 300
+        )
+    finally:
+        if worker.poll() is None:
+            stop_worker(worker)
+    assert (status, created, error) == ("succeeded", 40_000, "")
+    assert attempts >= 2
 
 
 @pytest.fixture
