@@ -14,7 +14,7 @@ def worker_notice() -> str:
             return ""
         return (
             "No worker is running: jobs wait in the queue until one starts (scripts/demo starts one; or "
-            "AEGIS_EMBEDDED_BROKER=1 celery -A config worker -P solo -B -Q default,gpu,supervise)."
+            "AEGIS_EMBEDDED_BROKER=1 celery -A config worker -P threads -c 2 -B -Q default,gpu,supervise)."
         )
     from celery import current_app
 
