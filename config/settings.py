@@ -184,11 +184,19 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# Celery: in-process unless a Redis URL is given. Model work goes to the "gpu" queue.
+# Celery: in-process unless a Redis URL is given or AEGIS_EMBEDDED_BROKER is on (scripts/demo): then
+# tasks go through kombu's SQLAlchemy transport on a SQLite file under var/, which needs no server,
+# to a worker started beside the web server. Model work goes to the "gpu" queue.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+AEGIS_EMBEDDED_BROKER = env_bool("AEGIS_EMBEDDED_BROKER", False) and not REDIS_URL
+EMBEDDED_BROKER_URL = f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
+# Each worker of the embedded broker touches a file here every AEGIS_WORKER_BEAT_SECONDS (the
+# SQLAlchemy transport has no broadcast, so a ping cannot reach it); see core.worker_presence.
+AEGIS_WORKER_BEAT_DIR = VAR_DIR / "workers"
+AEGIS_WORKER_BEAT_SECONDS = float(os.environ.get("AEGIS_WORKER_BEAT_SECONDS", 5))
+CELERY_BROKER_URL = REDIS_URL or (EMBEDDED_BROKER_URL if AEGIS_EMBEDDED_BROKER else "memory://")
 CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = not (REDIS_URL or AEGIS_EMBEDDED_BROKER)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
@@ -196,6 +204,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # acks_late tasks are redelivered when a worker dies; Redis also redelivers a task still running
 # after the visibility timeout, so it must outlast the longest training run (12 h by default).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("AEGIS_TASK_VISIBILITY_TIMEOUT", 43200))}
+if AEGIS_EMBEDDED_BROKER:  # the SQLAlchemy transport hands its options to create_engine
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 

@@ -7,3 +7,6 @@ class CoreConfig(AppConfig):
 
     name = "core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import worker_presence  # noqa: F401  (connects the worker's presence signals)

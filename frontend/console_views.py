@@ -191,6 +191,7 @@ def exports(request, pk: int):
         error=error,
         snapshots=snapshots,
         running=any(s.status in (JobStatus.PENDING, JobStatus.RUNNING) for s, _ in snapshots),
+        notice=worker_notice() if any(s.status == JobStatus.PENDING for s, _ in snapshots) else "",
     )
     return render(request, "frontend/console/exports.html", context, status=400 if form.errors or error else 200)
 

@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG")}
+    unset = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "AEGIS_EMBEDDED_BROKER")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
     )
@@ -58,6 +59,17 @@ def test_embedded_default_uses_sqlite_and_in_process_tasks(tmp_path):
         REDIS_URL="redis://cache:6379/0",
     )
     assert result.stdout.split() == ["django.db.backends.postgresql", "False", "aegis", "redis://cache:6379/0"]
+
+
+def test_embedded_broker_is_a_sqlite_file_and_redis_wins_over_it(tmp_path):
+    code = "from django.conf import settings as s;print(s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL)"
+    result = manage("shell", "--no-imports", "-c", code, AEGIS_VAR_DIR=str(tmp_path), AEGIS_EMBEDDED_BROKER="1")
+    assert result.stdout.split() == ["False", f"sqla+sqlite:///{tmp_path / 'celery-broker.sqlite3'}"]
+    result = manage(
+        "shell", "--no-imports", "-c", code, AEGIS_VAR_DIR=str(tmp_path), AEGIS_EMBEDDED_BROKER="1",
+        REDIS_URL="redis://cache:6379/0",
+    )  # fmt: skip
+    assert result.stdout.split() == ["False", "redis://cache:6379/0"]
 
 
 def test_web_app_does_not_import_torch(tmp_path):
