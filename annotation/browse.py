@@ -1,7 +1,8 @@
 """Reads of the sample browser: filters, full-text search, keyset pages and a sample's whole record.
 
-Full-text search uses PostgreSQL's ``to_tsvector('english', …)`` stored in a generated column
-with a GIN index, and on SQLite an FTS5 table kept in sync by triggers (both migration 0007).
+Full-text search uses PostgreSQL's ``to_tsvector('english', …)`` stored in a column with a GIN index
+(annotation.search_index: kept by a trigger, filled after bulk imports), and on SQLite an FTS5 table
+kept in sync by triggers (migrations 0008 and 0011).
 """
 
 import re
@@ -24,6 +25,7 @@ from .models import (
     Sample,
     SampleCategory,
 )
+from .search_index import MATCH_SQL
 from .selectors import taxonomy_choices
 
 DEFAULT_PAGE_SIZE = 50
@@ -38,7 +40,6 @@ STATUSES = {
     "final": "has a final label",
 }
 NO_LABEL = "none"
-PG_MATCH = '"annotation_sample"."search_document" @@ websearch_to_tsquery(\'english\', %s)'
 SQLITE_MATCH = (
     '"annotation_sample"."id" IN (SELECT rowid FROM annotation_sample_fts WHERE annotation_sample_fts MATCH %s)'
 )
@@ -92,7 +93,7 @@ def fts5_query(text: str) -> str:
 
 def _text_search(queryset: QuerySet[Sample], text: str) -> QuerySet[Sample]:
     if connection.vendor == "postgresql":
-        return queryset.extra(where=[PG_MATCH], params=[text])
+        return queryset.extra(where=[MATCH_SQL], params=[text, text])
     query = fts5_query(text)
     if not query:
         return queryset.none()

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 
 from taxonomy.selectors import CategoryIndex
@@ -130,16 +131,8 @@ class _BatchWriter:
         if not chunk:
             return
         keyed = [(location, record, self.uid_for(record), record.content_hash) for location, record in chunk]
-        stored_by_hash = dict(
-            Sample.objects.filter(project=self.project, content_hash__in={k[3] for k in keyed}).values_list(
-                "content_hash", "import_batch_id"
-            )
-        )
-        stored_uids = dict(
-            Sample.objects.filter(project=self.project, uid__in={k[2] for k in keyed}).values_list(
-                "uid", "import_batch_id"
-            )
-        )
+        stored_by_hash = self._stored("content_hash", {k[3] for k in keyed})
+        stored_uids = self._stored("uid", {k[2] for k in keyed})
         new_by_hash: dict[str, Location] = {}
         new_by_uid: dict[str, Location] = {}
         to_create: list[tuple[str, str, SampleRecord, str, str | None]] = []
@@ -176,6 +169,23 @@ class _BatchWriter:
             to_create.append((uid, content_hash, record, prompt, response))
         if to_create:
             self._insert(to_create)
+
+    def _stored(self, field: str, values: set[str]) -> dict[str, int]:
+        """{value: import batch} of the project's samples whose ``field`` (uid or content_hash) is in ``values``."""
+        if connection.vendor != "postgresql":
+            return dict(
+                Sample.objects.filter(project=self.project, **{f"{field}__in": values}).values_list(
+                    field, "import_batch_id"
+                )
+            )
+        # One array parameter: the ORM's IN list makes the driver scan a query of thousands of placeholders.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT "{field}", import_batch_id FROM annotation_sample '
+                f'WHERE project_id = %s AND "{field}" = ANY(%s)',
+                [self.project.pk, list(values)],
+            )
+            return dict(cursor.fetchall())
 
     def _insert(self, new: list[tuple[str, str, SampleRecord, str, str | None]]) -> None:
         """Writes samples, their final labels and annotations as plain rows (see annotation.bulk)."""

@@ -8,12 +8,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from core.jobs import CONNECTION_LOST, JobCancelled, JobRun, cancel_job
+from core.models import JobStatus
 
 from ..importing.adapters import get_adapter
 from ..importing.errors import ImportDataError
 from ..importing.progress import clear_progress, record_progress
 from ..importing.writer import import_rows
 from ..models import ImportBatch, Project
+from ..search_index import defer_search_documents, index_pending_samples
 
 
 def store_upload(uploaded) -> Path:
@@ -90,6 +92,7 @@ def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False)
                 return batch
             try:
                 with transaction.atomic():
+                    defer_search_documents()
                     counts = import_rows(
                         batch, path, on_progress=partial(_checkpoint, run), map_annotators=map_annotators
                     )
@@ -110,6 +113,10 @@ def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False)
             run.succeed(done=counts["rows_read"], **counts)
     finally:
         clear_progress(batch.pk)
+    if batch.status == JobStatus.SUCCEEDED:
+        # After the commit, so the samples are queryable first; a kill here leaves rows that the
+        # search reads on the fly and the next import of the project indexes.
+        index_pending_samples(batch.project_id)
     return batch
 
 

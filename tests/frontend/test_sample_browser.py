@@ -8,9 +8,10 @@ import json
 import pytest
 from django.db import connection
 
-from annotation.browse import PG_MATCH, SampleFilters, browse_page, fts5_query
+from annotation.browse import SampleFilters, browse_page, fts5_query
 from annotation.exporting import split_of
 from annotation.models import Annotation, AnnotationRevision, FinalLabel, ReviewItem, Sample
+from annotation.search_index import MATCH_SQL
 from annotation.services import add_member, create_assignment_batch, import_samples
 
 pytestmark = pytest.mark.django_db
@@ -177,7 +178,7 @@ def test_full_text_index_exists_on_this_database():
             cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'sample_fulltext'")
             assert "gin" in cursor.fetchone()[0]
             cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
-            cursor.execute(f"EXPLAIN SELECT id FROM annotation_sample WHERE {PG_MATCH}", ["bread"])
+            cursor.execute(f"EXPLAIN SELECT id FROM annotation_sample WHERE {MATCH_SQL}", ["bread", "bread"])
             plan = " ".join(row[0] for row in cursor.fetchall())
             assert "sample_fulltext" in plan  # the search's expression is the index's
         else:  # the triggers survive every later migration of annotation_sample
