@@ -1,0 +1,154 @@
+"""Aegis Studio beside doccano and Label Studio: the same phases, data and driver, one tool at a time.
+
+    .venv/bin/python bench/side_by_side.py [--steps aegis_pg:r1 dc:r1 ls:r1] [--anchors ../shared/bench-anchors]
+
+Runs ../shared/bench-anchors (README there: 35,000 dialogues imported through each tool's API,
+5,000 labelled by 12 annotator threads with no think time, exports of 35k) with this checkout as
+the project, in its documented production layout (docker-compose.yml: gunicorn --preload with
+WEB_WORKERS=3 sync workers, a Celery worker with WORKER_CONCURRENCY=2, PostgreSQL, Redis).
+The peers are installed into /tmp/anchors on first use as that README says (PyPI, ~3 min).
+Prints the anchors' side-by-side table (its ratios are this run's) and issue 18's targets beside
+what this run measured. Takes about 20 minutes on 2 cores; run it on an otherwise idle machine.
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = Path("/tmp/aegis-bench")  # run_sequence.sh and start_aegis.sh use these paths
+PEERS = Path("/tmp/anchors")
+PEER_INSTALL = {
+    "ls-venv": [["label-studio", "psutil", "requests"]],
+    "dc-venv": [["doccano", "psutil", "requests"], ["marshmallow<4", "numpy<2"]],
+}
+
+
+def install_peers() -> None:
+    for venv, installs in PEER_INSTALL.items():
+        python = PEERS / venv / "bin" / "python"
+        if python.exists():
+            continue
+        print(f"installing {venv} (first run only)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS / venv)], check=True)
+        for packages in installs:
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+
+
+def prepare_harness(anchors: Path, web_workers: int, worker_concurrency: int) -> Path:
+    """A writable copy of the harness whose start_aegis.sh uses this project's production layout."""
+    harness = WORK / "bench-anchors"
+    shutil.rmtree(harness, ignore_errors=True)
+    shutil.copytree(anchors, harness)
+    start = harness / "start_aegis.sh"
+    text = start.read_text()
+    for old, new in (
+        (
+            'gunicorn config.wsgi --bind "127.0.0.1:$PORT" --workers 4',
+            f'gunicorn config.wsgi --bind "127.0.0.1:$PORT" --preload --workers {web_workers}',
+        ),
+        ("worker -Q default --concurrency 4", f"worker -Q default --concurrency {worker_concurrency}"),
+    ):
+        if old not in text:
+            raise SystemExit(f"{start}: expected {old!r}; the harness changed, update bench/side_by_side.py")
+        text = text.replace(old, new)
+    start.write_text(text)
+    summarize = harness / "summarize.py"
+    summarize.write_text(
+        summarize.read_text().replace(
+            "Aegis PG (gunicorn 4 + Celery)",
+            f"Aegis PG (gunicorn --preload {web_workers} + Celery {worker_concurrency})",
+        )
+    )
+    bench_python = WORK / "bench-venv" / "bin" / "python"
+    if not bench_python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(WORK / "bench-venv")], check=True)
+        subprocess.run([str(bench_python), "-m", "pip", "install", "-q", "psutil", "requests"], check=True)
+    return harness
+
+
+def latest(results: Path, pattern: str) -> dict | None:
+    files = sorted(glob.glob(str(results / pattern)), key=os.path.getmtime)
+    return json.load(open(files[-1])) if files else None
+
+
+def targets(results: Path) -> list[str]:
+    """Issue 18's 'done when' figures, from this run's JSON."""
+    ours, doccano, label_studio = (
+        latest(results, "aegis_pg_*.json"),
+        latest(results, "doccano_*.json"),
+        latest(results, "labelstudio_*.json"),
+    )
+    if not ours:
+        return ["no run of the project found"]
+    lines = []
+    annotate = ours.get("annotate") or {}
+    cpu = ours["rss_peaks_mb"]["_cpu_by_phase"]["annotate"]
+    server_ms = 1000 * sum(v for k, v in cpu.items() if k.endswith("_cpu_s") and not k.startswith("client"))
+    server_ms /= max(annotate.get("items_ok", 0), 1)
+    verify = ours.get("verify_db") or {}
+    lost_dup = verify.get("lost", 0) + verify.get("dup_sample_annotator", 0) + verify.get("samples_gt1", 0)
+    lines.append(f"server CPU per labelled item {server_ms:.1f} ms (target ≤ 10)")
+    lines.append(f"lost or duplicated labels {lost_dup} (target 0)")
+    if doccano:
+        dc = doccano.get("annotate") or {}
+        rate = dc.get("samples_per_s") or dc.get("items_per_s")
+        p95 = (dc.get("sample_latency") or {}).get("p95_ms")
+        lines.append(
+            f"labelled items/s {annotate['items_per_s']} = {annotate['items_per_s'] / rate:.2f}× "
+            f"doccano's {rate} (target ≥ 5×)"
+        )
+        lines.append(
+            f"per-item p95 {annotate['item_latency']['p95_ms']:.0f} ms = "
+            f"{annotate['item_latency']['p95_ms'] / p95:.2f} of doccano's {p95:.0f} ms (target ≤ 0.2)"
+        )
+    peers = [p for p in (doccano, label_studio) if p and p.get("import")]
+    if peers:
+        fastest = min(p["import"]["wall_seconds_until_queryable"] for p in peers)
+        wall = ours["import"]["wall_seconds_until_queryable"]
+        lines.append(
+            f"import 35k {wall} s, {fastest / wall:.1f}× faster than the faster peer's {fastest} s (target ≥ 3×)"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--anchors", type=Path, default=ROOT.parent / "shared" / "bench-anchors")
+    parser.add_argument("--steps", nargs="+", default=["aegis_pg:r1", "dc:r1", "ls:r1"])
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    args = parser.parse_args()
+    if not (args.anchors / "run_sequence.sh").exists():
+        raise SystemExit(f"no harness at {args.anchors} (../shared/bench-anchors)")
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        raise SystemExit("install the project first: scripts/install test")
+    install_peers()
+    harness = prepare_harness(args.anchors, args.web_workers, args.worker_concurrency)
+    results = WORK / "results"
+    if results.exists():
+        results.rename(WORK / f"results.{time.strftime('%Y%m%dT%H%M%S')}")
+    print(f"load before: {os.getloadavg()}", flush=True)
+    env = {**os.environ, "AEGIS_APP": str(ROOT)}
+    subprocess.run([str(harness / "run_sequence.sh"), *args.steps], env=env, check=True)
+    print(f"load after: {os.getloadavg()}")
+    for log in sorted((WORK / "logs").glob("*.log")):
+        if any(log.name.startswith(step.replace(":", "_")) for step in args.steps):
+            first, last = log.read_text().splitlines()[:1], log.read_text().splitlines()[-1:]
+            print(f"{log.name}: {first[0] if first else ''} … {last[0] if last else ''}")
+    subprocess.run(
+        [str(WORK / "bench-venv" / "bin" / "python"), str(harness / "summarize.py"), str(results)], check=True
+    )
+    print("\nIssue 18 targets, this run:")
+    for line in targets(results):
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
