@@ -62,3 +62,16 @@ def test_a_form_login_resets_the_count_and_other_accounts_are_untouched(client, 
     for _ in range(4):
         api.post("/api/auth/token/", {"username": account.username, "password": "x"})
     assert api.post("/api/auth/token/", {"username": other.username, "password": PASSWORD}).status_code == 200
+
+
+def test_a_right_password_on_the_token_endpoint_or_basic_auth_resets_the_count(account):
+    api = APIClient()
+    for _ in range(3):  # 2 failures, a success, 2 failures, a success, ...: never 3 in a row, never locked
+        for _ in range(2):
+            assert api.post("/api/auth/token/", {"username": account.username, "password": "x"}).status_code == 400
+        assert api.post("/api/auth/token/", {"username": account.username, "password": PASSWORD}).status_code == 200
+    for _ in range(3):
+        for _ in range(2):
+            response = api.get("/api/projects/", HTTP_AUTHORIZATION=basic(account.username, "x"))
+            assert response.status_code in (401, 403)
+        assert api.get("/api/projects/", HTTP_AUTHORIZATION=basic(account.username, PASSWORD)).status_code == 200
