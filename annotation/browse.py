@@ -11,6 +11,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from core.errors import ApplicationError
+
 from .exporting import DEFAULT_SPLIT_RATIOS, SPLITS, split_of
 from .labels import LabelSource, SafetyLabel
 from .models import (
@@ -44,13 +46,16 @@ SQLITE_MATCH = (
 )
 
 
-class BrowseError(ValueError):
-    """A filter value the browser cannot use; names the field."""
+class BrowseError(ApplicationError):
+    """A filter value the browser cannot use; names the field (the API answers ``{field: message}``)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+    def response_body(self) -> dict[str, str]:
+        return {self.field: self.message}
 
 
 @dataclass(frozen=True)

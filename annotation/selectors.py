@@ -14,7 +14,7 @@ from django.utils import timezone
 from taxonomy.models import Category
 
 from . import hot_path
-from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS
+from .exporting import CATEGORY_SEPARATOR, EXPORT_COLUMNS, ExportError
 from .labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy
 from .models import (
     Annotation,
@@ -57,13 +57,13 @@ def project_exports(project: Project) -> QuerySet[ExportSnapshot]:
 def check_export_filters(filters: dict[str, Any]) -> dict[str, list[str]]:
     unknown = set(filters) - set(EXPORT_FILTERS)
     if unknown:
-        raise ValueError(f"unknown export filters {sorted(unknown)}: use {', '.join(EXPORT_FILTERS)}")
+        raise ExportError(f"unknown export filters {sorted(unknown)}: use {', '.join(EXPORT_FILTERS)}")
     checked = {}
     for key in EXPORT_FILTERS:
         if filters.get(key):
             value = filters[key]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"export filter {key!r} must be a list of strings")
+                raise ExportError(f"export filter {key!r} must be a list of strings")
             checked[key] = sorted(value)
     return checked
 
