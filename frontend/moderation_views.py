@@ -4,7 +4,6 @@ over time, experts, disagreement, recent decisions with feedback buttons, a form
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 
 from frontend.readable import settings_rows
 from moderation import selectors, services
@@ -60,8 +59,3 @@ def ensemble(request, slug: str):
     }
     return render(request, "frontend/moderation.html", context)
 
-
-urls = [
-    path("", ensembles, name="moderation-list"),
-    path("<slug:slug>/", ensemble, name="moderation"),
-]
