@@ -16,6 +16,7 @@ from . import selectors, services
 from .models import Assignment, Membership, Project, ProjectRole
 from .permissions import require_admin, require_role
 from .services import qa as qa_service
+from .services.reports import agreement_report, agreement_rows
 
 
 class MemberSerializer(serializers.Serializer):
@@ -185,11 +186,11 @@ def agreement(request, pk: int):
     """The agreement report (reviewers and admins); ``?as=csv`` downloads it as CSV."""
     project = get_object_or_404(Project, pk=pk)
     require_role(request.user, project, ProjectRole.ADMIN, ProjectRole.REVIEWER)
-    report = selectors.agreement_report(project)
+    report = agreement_report(project)
     if request.query_params.get("as") == "csv":
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="agreement-{project.slug}.csv"'
-        CsvWriter(response).writerows(selectors.agreement_rows(report))
+        CsvWriter(response).writerows(agreement_rows(report))
         return response
     return Response(report)
 

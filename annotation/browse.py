@@ -255,22 +255,20 @@ def filter_choices(project: Project) -> dict[str, Any]:
 
 
 def sample_record(sample: Sample) -> dict[str, Any]:
-    """Everything known about one sample: annotations with their revisions, jury verdicts, the
-    final label, review and queue state. For reviewers and admins only (it shows every label)."""
+    """Everything annotation knows about one sample: annotations with their revisions, the final
+    label, review and queue state (the console adds the jury's verdicts). For reviewers and admins only (it shows every label)."""
     annotations = list(
         Annotation.objects.filter(sample=sample)
         .select_related("annotator")
         .prefetch_related("revisions__changed_by")
         .order_by("created_at", "pk")
     )
-    verdicts = list(sample.jury_verdicts.select_related("juror").order_by("part", "juror__name"))
     final = FinalLabel.objects.filter(sample=sample).select_related("decided_by").first()
     review = ReviewItem.objects.filter(sample=sample).select_related("resolved_by").first()
     queue = list(QueueItem.objects.filter(sample=sample).select_related("batch").order_by("pk"))
     return {
         "sample": sample,
         "annotations": annotations,
-        "verdicts": verdicts,
         "final": final,
         "review": review,
         "queue": queue,
