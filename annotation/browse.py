@@ -12,6 +12,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from core.errors import ApplicationError
+
 from .exporting import DEFAULT_SPLIT_RATIOS, SPLITS, split_of
 from .labels import LabelSource, SafetyLabel
 from .models import (
@@ -45,13 +47,16 @@ SQLITE_MATCH = (
 )
 
 
-class BrowseError(ValueError):
-    """A filter value the browser cannot use; names the field."""
+class BrowseError(ApplicationError):
+    """A filter value the browser cannot use; names the field (the API answers ``{field: message}``)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+    def response_body(self) -> dict[str, str]:
+        return {self.field: self.message}
 
 
 @dataclass(frozen=True)
@@ -251,22 +256,20 @@ def filter_choices(project: Project) -> dict[str, Any]:
 
 
 def sample_record(sample: Sample) -> dict[str, Any]:
-    """Everything known about one sample: annotations with their revisions, jury verdicts, the
-    final label, review and queue state. For reviewers and admins only (it shows every label)."""
+    """Everything annotation knows about one sample: annotations with their revisions, the final
+    label, review and queue state (the console adds the jury's verdicts). For reviewers and admins only (it shows every label)."""
     annotations = list(
         Annotation.objects.filter(sample=sample)
         .select_related("annotator")
         .prefetch_related("revisions__changed_by")
         .order_by("created_at", "pk")
     )
-    verdicts = list(sample.jury_verdicts.select_related("juror").order_by("part", "juror__name"))
     final = FinalLabel.objects.filter(sample=sample).select_related("decided_by").first()
     review = ReviewItem.objects.filter(sample=sample).select_related("resolved_by").first()
     queue = list(QueueItem.objects.filter(sample=sample).select_related("batch").order_by("pk"))
     return {
         "sample": sample,
         "annotations": annotations,
-        "verdicts": verdicts,
         "final": final,
         "review": review,
         "queue": queue,

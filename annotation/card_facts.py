@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from django.apps import apps
 from django.db.models import Count, Q
 
+from .extensions import jury_card_facts
 from .models import AgreementReport, Annotation, Project
 
 
@@ -30,7 +30,7 @@ def dataset_card_facts(project: Project) -> dict[str, Any]:
             **_annotator_counts(project),
         },
         "agreement": _latest_agreement(project),
-        **_jury_facts(project),
+        **jury_card_facts(project),
     }
 
 
@@ -66,24 +66,3 @@ def _latest_agreement(project: Project) -> dict[str, Any] | None:
         "report": report.report,
     }
 
-
-def _jury_facts(project: Project) -> dict[str, Any]:
-    """Jurors, the vote rule's thresholds and the refusal generators, when the jury app is installed."""
-    if not apps.is_installed("jury"):
-        return {"jury": None, "refusal_generation": []}
-    from jury.models import GenerationJob, GenerationKind, Juror, JuryJob
-
-    jurors = [
-        {"name": j.name, "model": j.model, "prompts": j.judges_prompts, "responses": j.judges_responses}
-        for j in Juror.objects.filter(project=project, active=True).order_by("name")
-    ]
-    jobs = JuryJob.objects.succeeded().filter(project=project)
-    generations = GenerationJob.objects.succeeded().filter(project=project, kind=GenerationKind.REFUSAL).order_by("pk")
-    return {
-        "jury": {
-            "jurors": jurors,
-            "min_category_votes": sorted(set(jobs.values_list("min_category_votes", flat=True))),
-            "jobs": jobs.count(),
-        },
-        "refusal_generation": [{"model": g.model, "strategies": g.strategies, "samples": g.done} for g in generations],
-    }

@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from core.csvfiles import CsvWriter
+from core.errors import ApplicationError
 
 EXPORT_COLUMNS = (
     "id",
@@ -27,13 +28,17 @@ DEFAULT_SPLIT_RATIOS = {"train": 0.9, "validation": 0.05, "test": 0.05}
 CATEGORY_SEPARATOR = ", "
 
 
+class ExportError(ApplicationError):
+    """Export options the exporter cannot use (splits, ratios, formats, filters, profile)."""
+
+
 def check_split_ratios(ratios: dict[str, float]) -> dict[str, float]:
     unknown = set(ratios) - set(SPLITS)
     if unknown:
-        raise ValueError(f"unknown splits {sorted(unknown)}: use {', '.join(SPLITS)}")
+        raise ExportError(f"unknown splits {sorted(unknown)}: use {', '.join(SPLITS)}")
     checked = {split: float(ratios.get(split, 0.0)) for split in SPLITS}
     if any(value < 0 for value in checked.values()) or abs(sum(checked.values()) - 1.0) > 1e-9:
-        raise ValueError(f"split ratios must be non-negative and add up to 1, got {checked}")
+        raise ExportError(f"split ratios must be non-negative and add up to 1, got {checked}")
     return checked
 
 
@@ -146,7 +151,7 @@ class SplitFiles:
     def check_formats(formats: list[str], allowed: tuple[str, ...] = EXPORT_FORMATS) -> None:
         unknown = set(formats) - set(allowed)
         if unknown or not formats:
-            raise ValueError(f"formats must be some of {', '.join(allowed)}, got {formats}")
+            raise ExportError(f"formats must be some of {', '.join(allowed)}, got {formats}")
 
     def write(self, split: str, row: dict[str, Any]) -> None:
         for writer in self.writers[split]:

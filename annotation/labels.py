@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from core.errors import ApplicationError
+
 
 class SafetyLabel(models.TextChoices):
     SAFE = "safe", "Safe"
@@ -89,13 +91,17 @@ def parse_refusal_label(value: str) -> RefusalLabel:
     return _parse_spelling(value, _REFUSAL_SPELLINGS, RefusalLabel)
 
 
-class LabelError(ValueError):
-    """A label submission that breaks the labelling rules; names the field."""
+class LabelError(ApplicationError):
+    """A label submission that breaks the labelling rules; names the field (the API answers
+    ``{field: [message]}``, as for a serializer's field)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+    def response_body(self) -> dict[str, list[str]]:
+        return {self.field: [self.message]}
 
 
 def check_label_submission(

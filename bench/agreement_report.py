@@ -71,8 +71,8 @@ def main() -> None:
         django.setup()
         from django.core.management import call_command
 
-        from annotation.selectors import agreement_report
         from annotation.services import create_project, import_samples
+        from annotation.services.reports import agreement_report
 
         call_command("migrate", verbosity=0)
         project = create_project(name="Agreement", slug="agreement")

@@ -1,8 +1,6 @@
 """REST API of evaluation: start a run, list, detail (with the paper table), cancel, report
 downloads (one run, or several compared), and the benchmark registry. Thin views."""
 
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -11,11 +9,10 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from core.jobs import start_job
-
 from . import reports, selectors, services
 from .benchmarks import BENCHMARKS
 from .models import EvaluationRun
+from .permissions import require_evaluator, require_run_access
 
 
 class EvaluationRunSerializer(serializers.ModelSerializer):
@@ -58,26 +55,15 @@ class StartSerializer(serializers.Serializer):
     options = serializers.DictField(required=False, default=dict, help_text=", ".join(services.DEFAULT_OPTIONS))
 
 
-def start_run(user, **data) -> EvaluationRun:
-    """Records the run and queues it once the transaction commits."""
-    try:
-        with transaction.atomic():
-            run = services.start_evaluation_run(by=user, **data)
-            start_job(run)
-    except services.EvaluationError as error:
-        raise ValidationError({"detail": str(error)}) from None
-    return run
-
-
 @extend_schema(request=StartSerializer, responses=EvaluationRunSerializer(many=True))
 @api_view(["GET", "POST"])
 @permission_classes([permissions.IsAuthenticated])
 def runs(request):
-    selectors.require_evaluator(request.user)
+    require_evaluator(request.user)
     if request.method == "POST":
         serializer = StartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = start_run(request.user, **serializer.validated_data)
+        run = services.queue_evaluation_run(by=request.user, **serializer.validated_data)
         run.refresh_from_db()
         return Response(EvaluationRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
     return Response(EvaluationRunSerializer(selectors.visible_runs(request.user)[:200], many=True).data)
@@ -85,7 +71,7 @@ def runs(request):
 
 def _run(request, run_id: int) -> EvaluationRun:
     run = get_object_or_404(EvaluationRun.objects.select_related("project", "created_by"), pk=run_id)
-    selectors.require_run_access(request.user, run)
+    require_run_access(request.user, run)
     return run
 
 
@@ -126,24 +112,6 @@ def report(request, run_id: int):
     return report_response([run], request.GET.get("as", "md"), f"evaluation-{run.pk}")
 
 
-def runs_to_compare(user, ids: list[str]) -> list[EvaluationRun]:
-    """The runs named by id, in the order given, each one the user may see."""
-    try:
-        keys = [int(value) for text in ids for value in text.split(",") if value.strip()]
-    except ValueError:
-        raise ValidationError({"detail": "runs: expected run ids"}) from None
-    if not keys:
-        raise ValidationError({"detail": "runs: name at least one run"})
-    found = {run.pk: run for run in EvaluationRun.objects.filter(pk__in=keys).select_related("project")}
-    missing = [key for key in keys if key not in found]
-    if missing:
-        raise ValidationError({"detail": f"no evaluation run {missing[0]}"})
-    for run in found.values():
-        if not selectors.can_view_run(user, run):
-            raise PermissionDenied(f"{user} cannot see evaluation run {run.pk}")
-    return [found[key] for key in dict.fromkeys(keys)]
-
-
 @extend_schema(
     parameters=[AS, OpenApiParameter("runs", str, description="run ids, e.g. 3,5")],
     responses={(200, "text/markdown"): str},
@@ -151,8 +119,8 @@ def runs_to_compare(user, ids: list[str]) -> list[EvaluationRun]:
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def compare(request):
-    selectors.require_evaluator(request.user)
-    chosen = runs_to_compare(request.user, request.GET.getlist("runs"))
+    require_evaluator(request.user)
+    chosen = services.runs_to_compare(request.user, request.GET.getlist("runs"))
     name = "evaluation-compare-" + "-".join(str(run.pk) for run in chosen)
     return report_response(chosen, request.GET.get("as", "md"), name)
 

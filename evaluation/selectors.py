@@ -1,9 +1,8 @@
-"""Reads of evaluation: who may evaluate, which runs a person sees, the choices of the start form."""
+"""Reads of evaluation: which runs a person sees, the choices of the start form."""
 
 import functools
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
 from annotation.models import ExportSnapshot
@@ -13,33 +12,12 @@ from .benchmarks import Benchmark, default_data_root, get_benchmark, shipped_ben
 from .models import EvaluationRun
 
 
-def can_evaluate(user) -> bool:
-    """Staff, and admins of at least one project."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_staff or administered_projects(user).exists()
-
-
-def require_evaluator(user) -> None:
-    if not can_evaluate(user):
-        raise PermissionDenied("only project admins and staff run evaluations")
-
-
 def visible_runs(user) -> QuerySet[EvaluationRun]:
     """Staff see every run; project admins the runs they started and those of their projects."""
     runs = EvaluationRun.objects.select_related("project", "created_by")
     if user.is_staff:
         return runs
     return runs.filter(Q(created_by=user) | Q(project__in=administered_projects(user)))
-
-
-def can_view_run(user, run: EvaluationRun) -> bool:
-    return can_evaluate(user) and visible_runs(user).filter(pk=run.pk).exists()
-
-
-def require_run_access(user, run: EvaluationRun) -> None:
-    if not can_view_run(user, run):
-        raise PermissionDenied(f"{user} cannot see evaluation run {run.pk}")
 
 
 def evaluable_exports(user) -> QuerySet[ExportSnapshot]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
@@ -22,8 +23,9 @@ from annotation.exporting import file_digest
 from annotation.importing.errors import ImportDataError
 from annotation.models import ExportSnapshot
 from annotation.permissions import require_admin
+from core.errors import ApplicationError
 from core.files import atomic_file
-from core.jobs import CONNECTION_LOST, JobCancelled, JobLost, JobRun, cancel_job
+from core.jobs import CONNECTION_LOST, JobCancelled, JobLost, JobRun, cancel_job, start_job
 from core.outbound import OutboundRefused, check_endpoint_url, check_server_path
 
 from . import reports
@@ -42,7 +44,7 @@ from .runners import (
     runner_for_guard,
     runner_for_juror,
 )
-from .selectors import require_evaluator, require_run_access
+from .permissions import require_evaluator, require_run_access
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ BENCHMARK_TAXONOMIES = {
 }
 
 
-class EvaluationError(ValueError):
+class EvaluationError(ApplicationError):
     """Specs or options that cannot make an evaluation run; the message names the part."""
 
 
@@ -285,6 +287,31 @@ def start_evaluation_run(
     )
     run.guard_models.set(resolved.guard_models)
     return run
+
+
+def queue_evaluation_run(*, by, **data: Any) -> EvaluationRun:
+    """``start_evaluation_run``, with the run queued once the transaction commits (the page and the API)."""
+    with transaction.atomic():
+        run = start_evaluation_run(by=by, **data)
+        start_job(run)
+    return run
+
+
+def runs_to_compare(user, ids: list[str]) -> list[EvaluationRun]:
+    """The runs named by id (``"3,5"`` or one per entry), in the order given, each one the user may see."""
+    try:
+        keys = [int(value) for text in ids for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise EvaluationError("runs: expected run ids") from None
+    if not keys:
+        raise EvaluationError("runs: name at least one run")
+    found = {run.pk: run for run in EvaluationRun.objects.filter(pk__in=keys).select_related("project")}
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise EvaluationError(f"no evaluation run {missing[0]}")
+    for run in found.values():
+        require_run_access(user, run)
+    return [found[key] for key in dict.fromkeys(keys)]
 
 
 def cancel_evaluation_run(run: EvaluationRun, *, by) -> None:

@@ -36,6 +36,7 @@ from annotation.services import add_member, create_project
 from annotation.services.members import change_member_role, remove_member
 from annotation.services.queueing import queue_matching_samples
 from core.selectors import worker_notice
+from jury.selectors import sample_verdicts
 
 from .console_forms import ExportForm, MemberForm, ProjectForm, UploadForm
 
@@ -254,5 +255,5 @@ def sample_detail(request, pk: int, sample_id: int):
     return render(
         request,
         "frontend/console/sample.html",
-        _context(project, "samples", is_admin=is_admin, **sample_record(sample)),
+        _context(project, "samples", is_admin=is_admin, **sample_record(sample), verdicts=sample_verdicts(sample)),
     )

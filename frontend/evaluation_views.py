@@ -7,13 +7,12 @@ from pathlib import Path
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
-from rest_framework.exceptions import ValidationError
 
 from core.selectors import worker_notice
 from evaluation import reports, selectors, services
-from evaluation.api import runs_to_compare, start_run
 from evaluation.models import EvaluationRun
+from evaluation.permissions import require_evaluator, require_run_access
+from evaluation.services import EvaluationError
 from taxonomy.models import Taxonomy
 
 
@@ -24,7 +23,7 @@ def _number(form, name: str, kind=float):
     try:
         return kind(text)
     except ValueError:
-        raise ValidationError({"detail": f"{name}: {text!r} is not a number"}) from None
+        raise EvaluationError(f"{name}: {text!r} is not a number") from None
 
 
 def _form_run(form) -> dict:
@@ -33,7 +32,7 @@ def _form_run(form) -> dict:
     for value in form.getlist("guard"):
         kind, _, key = value.partition(":")
         if kind not in ("guard", "juror") or not key.isdigit():
-            raise ValidationError({"detail": f"guard {value!r}: not a choice of this form"})
+            raise EvaluationError(f"guard {value!r}: not a choice of this form")
         guards.append({kind: int(key)})
     benchmarks = []
     for value in form.getlist("benchmark"):
@@ -57,7 +56,7 @@ def _form_run(form) -> dict:
 @login_required
 def evaluation(request):
     """The start form and the runs the person may see (with their progress and a cancel button)."""
-    selectors.require_evaluator(request.user)
+    require_evaluator(request.user)
     error = ""
     if request.method == "POST":
         try:
@@ -65,10 +64,10 @@ def evaluation(request):
                 run = get_object_or_404(EvaluationRun, pk=int(request.POST["cancel"]))
                 services.cancel_evaluation_run(run, by=request.user)
                 return redirect("frontend:evaluation")
-            run = start_run(request.user, **_form_run(request.POST))
+            run = services.queue_evaluation_run(by=request.user, **_form_run(request.POST))
             return redirect("frontend:evaluation-run", run_id=run.pk)
-        except ValidationError as problem:
-            error = problem.detail["detail"]
+        except EvaluationError as problem:
+            error = str(problem)
     exports = selectors.evaluable_exports(request.user)
     jurors = selectors.evaluable_jurors(request.user)
     project = request.GET.get("project", "")
@@ -108,7 +107,7 @@ def _cell_rows(run: EvaluationRun) -> list[dict]:
 @login_required
 def evaluation_run(request, run_id: int):
     run = get_object_or_404(EvaluationRun.objects.select_related("project", "created_by"), pk=run_id)
-    selectors.require_run_access(request.user, run)
+    require_run_access(request.user, run)
     if request.method == "POST" and "cancel" in request.POST:
         services.cancel_evaluation_run(run, by=request.user)
         return redirect("frontend:evaluation-run", run_id=run.pk)
@@ -131,7 +130,7 @@ def evaluation_run(request, run_id: int):
 @login_required
 def evaluation_plot(request, run_id: int, name: str):
     run = get_object_or_404(EvaluationRun, pk=run_id)
-    selectors.require_run_access(request.user, run)
+    require_run_access(request.user, run)
     if name not in (run.results or {}).get("plots", []) or not run.directory:
         raise Http404("no such plot")
     file = Path(run.directory) / "plots" / name
@@ -148,11 +147,11 @@ def _formatted_rows(table) -> list[tuple]:
 @login_required
 def evaluation_compare(request):
     """Rows of several runs in one table (the runs chosen on the list page)."""
-    selectors.require_evaluator(request.user)
+    require_evaluator(request.user)
     try:
-        runs = runs_to_compare(request.user, request.GET.getlist("runs"))
-    except ValidationError as problem:
-        raise Http404(problem.detail["detail"]) from None
+        runs = services.runs_to_compare(request.user, request.GET.getlist("runs"))
+    except EvaluationError as problem:
+        raise Http404(str(problem)) from None
     table = reports.table_for_runs(runs)
     context = {
         "runs": runs,
@@ -162,11 +161,3 @@ def evaluation_compare(request):
     }
     return render(request, "frontend/evaluation_compare.html", context)
 
-
-# Included under evaluation/ by frontend/urls.py (in the frontend namespace).
-urlpatterns = [
-    path("", evaluation, name="evaluation"),
-    path("compare/", evaluation_compare, name="evaluation-compare"),
-    path("<int:run_id>/", evaluation_run, name="evaluation-run"),
-    path("<int:run_id>/plots/<str:name>", evaluation_plot, name="evaluation-plot"),
-]

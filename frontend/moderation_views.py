@@ -4,8 +4,8 @@ over time, experts, disagreement, recent decisions with feedback buttons, a form
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 
+from frontend.charts import weights_svg
 from frontend.readable import settings_rows
 from moderation import selectors, services
 from moderation.models import Ensemble
@@ -51,7 +51,7 @@ def ensemble(request, slug: str):
         "ensemble": current,
         "overview": overview,
         "experts": list(zip(overview["experts"], expert_settings)),
-        "chart": selectors.weights_svg(names, rounds, weights),
+        "chart": weights_svg(names, rounds, weights),
         "decisions": decisions,
         "tried": tried,
         "tried_votes": list(zip(names, tried.votes)) if tried else [],
@@ -60,8 +60,3 @@ def ensemble(request, slug: str):
     }
     return render(request, "frontend/moderation.html", context)
 
-
-urls = [
-    path("", ensembles, name="moderation-list"),
-    path("<slug:slug>/", ensemble, name="moderation"),
-]

@@ -4,13 +4,12 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from rest_framework.exceptions import ValidationError
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
+from core.errors import ApplicationError
 from core.selectors import worker_notice
 from frontend.readable import settings_rows
-from training.api import start_run
 from training.models import TrainerKind, TrainingRun
 from training.selectors import (
     cuda_visible,
@@ -19,7 +18,7 @@ from training.selectors import (
     project_training_runs,
     trainable_exports,
 )
-from training.services import cancel_training_run
+from training.services import cancel_training_run, queue_training_from_export
 from training.trainers.lora import LoraSettings
 from training.trainers.minilm import MiniLMSettings
 
@@ -31,7 +30,7 @@ def _form_options(form) -> dict:
     try:
         config = json.loads(form.get("config") or "{}")
     except json.JSONDecodeError as error:
-        raise ValidationError({"detail": f"settings: not JSON ({error.msg})"}) from None
+        raise ApplicationError(f"settings: not JSON ({error.msg})") from None
     blend = {name: True for name in BLEND_SWITCHES if form.get(name)}
     if form.get("seed", "").strip():
         blend["seed"] = int(form["seed"]) if form["seed"].strip().isdigit() else form["seed"]
@@ -58,10 +57,10 @@ def training(request, pk: int):
                 cancel_training_run(run, by=request.user)
             else:
                 export = get_object_or_404(ExportSnapshot, pk=int(request.POST["export"]), project=project)
-                start_run(export, request.user, **_form_options(request.POST))
+                queue_training_from_export(export, by=request.user, **_form_options(request.POST))
             return redirect("frontend:training", pk=project.pk)
-        except ValidationError as problem:
-            error = problem.detail["detail"]
+        except ApplicationError as problem:
+            error = str(problem)
     runs = list(project_training_runs(project)[:50])
     context = {
         "project": project,

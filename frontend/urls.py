@@ -1,6 +1,8 @@
-from django.urls import include, path
+"""Pages for people, one route per page, each pointing at its page module."""
 
-from . import console_views, moderation_views, training_views, views
+from django.urls import path
+
+from . import console_views, evaluation_views, jury_views, moderation_views, training_views, views
 
 app_name = "frontend"
 urlpatterns = [
@@ -10,11 +12,15 @@ urlpatterns = [
     path("projects/<int:pk>/agreement/", views.agreement, name="agreement"),
     path("projects/<int:pk>/review/", views.review, name="review"),
     path("projects/<int:pk>/qa/", views.qa, name="qa"),
-    path("projects/<int:pk>/jury/", views.jury_jobs, name="jury-jobs"),
+    path("projects/<int:pk>/jury/", jury_views.jury_jobs, name="jury-jobs"),
     path("projects/<int:pk>/training/", training_views.training, name="training"),
     path("models/", training_views.guard_models, name="models"),
-    path("evaluation/", include("frontend.evaluation_views")),
-    path("moderation/", include(moderation_views.urls)),
+    path("evaluation/", evaluation_views.evaluation, name="evaluation"),
+    path("evaluation/compare/", evaluation_views.evaluation_compare, name="evaluation-compare"),
+    path("evaluation/<int:run_id>/", evaluation_views.evaluation_run, name="evaluation-run"),
+    path("evaluation/<int:run_id>/plots/<str:name>", evaluation_views.evaluation_plot, name="evaluation-plot"),
+    path("moderation/", moderation_views.ensembles, name="moderation-list"),
+    path("moderation/<slug:slug>/", moderation_views.ensemble, name="moderation"),
     path("projects/<int:pk>/agreement/<int:report_id>/<str:name>.png", views.agreement_plot, name="agreement-plot"),
     path("console/", console_views.home, name="console"),
     path("console/projects/<int:pk>/members/", console_views.members, name="console-members"),

@@ -103,12 +103,9 @@ def jobs(request, pk: int):
     if request.method == "POST":
         serializer = StartJobSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            with transaction.atomic():
-                job = services.start_jury_job(project, by=request.user, **serializer.validated_data)
-                start_job(job)
-        except services.JuryError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        with transaction.atomic():
+            job = services.start_jury_job(project, by=request.user, **serializer.validated_data)
+            start_job(job)
         job.refresh_from_db()
         return Response(JuryJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
     return Response(JuryJobSerializer(selectors.project_jury_jobs(project), many=True).data)
@@ -184,12 +181,9 @@ def generation_jobs(request, pk: int):
     if request.method == "POST":
         serializer = GenerationJobSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            with transaction.atomic():
-                job = generation.start_generation_job(project, by=request.user, **serializer.validated_data)
-                start_job(job)
-        except generation.GenerationError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        with transaction.atomic():
+            job = generation.start_generation_job(project, by=request.user, **serializer.validated_data)
+            start_job(job)
         job.refresh_from_db()
         return Response(GenerationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
     return Response(GenerationJobSerializer(selectors.project_generation_jobs(project), many=True).data)

@@ -17,6 +17,7 @@ from annotation.importing.records import SampleRecord
 from annotation.labels import LabelSource, SafetyLabel
 from annotation.models import FinalLabel, Project, Sample
 from annotation.permissions import require_admin
+from core.errors import ApplicationError
 from core.jobs import JobCancelled, JobRun, cancel_job
 from taxonomy.prompts import render_conversation
 
@@ -29,7 +30,7 @@ REFUSAL_UID_PREFIX = "refusal:"
 GENERATION_BATCH = 32
 
 
-class GenerationError(ValueError):
+class GenerationError(ApplicationError):
     """A generation job that cannot start (unknown strategy, a backend without its server)."""
 
 

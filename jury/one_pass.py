@@ -12,6 +12,8 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.errors import ApplicationError
+
 if TYPE_CHECKING:
     from taxonomy.prompts import AnswerOpening
 
@@ -20,7 +22,7 @@ MAX_BATCH_SIZE = 256
 MEMORY_SHARE = 0.7  # of the free GPU memory, for one batch's activations and cache
 
 
-class OnePassError(ValueError):
+class OnePassError(ApplicationError):
     """The tokenizer cannot read this format's labels in one pass (use generation)."""
 
 

@@ -1,10 +1,11 @@
-"""Reads of the jury."""
+"""Reads of the jury, including what it adds to annotation's pages and reports (the extensions
+registered in JuryConfig.ready())."""
 
 from django.db.models import QuerySet
 
-from annotation.models import Project
+from annotation.models import Annotation, Project, Sample
 
-from .models import GenerationJob, Juror, JuryJob
+from .models import GenerationJob, GenerationKind, JudgedPart, Juror, JuryJob, JuryVerdict
 
 
 def project_jurors(project: Project) -> QuerySet[Juror]:
@@ -19,16 +20,46 @@ def project_generation_jobs(project: Project) -> QuerySet[GenerationJob]:
     return GenerationJob.objects.filter(project=project)
 
 
+def sample_verdicts(sample: Sample) -> list[JuryVerdict]:
+    """The jury's verdicts on a sample, by part and juror."""
+    return list(JuryVerdict.objects.filter(sample=sample).select_related("juror").order_by("part", "juror__name"))
+
+
+def verdict_entries(sample: Sample) -> list[dict]:
+    """The jury's verdicts on a sample as reviewers see them (annotation's ``jury_verdicts``)."""
+    return [
+        {"juror": v.juror.name, "part": v.part, "label": v.label, "categories": v.categories, "error": v.error}
+        for v in sample_verdicts(sample)
+    ]
+
+
+def card_facts(project: Project) -> dict:
+    """The dataset card's jury section: jurors, the vote rule's thresholds and the refusal generators
+    (annotation's ``jury_card_facts``)."""
+    jurors = [
+        {"name": j.name, "model": j.model, "prompts": j.judges_prompts, "responses": j.judges_responses}
+        for j in Juror.objects.filter(project=project, active=True).order_by("name")
+    ]
+    jobs = JuryJob.objects.succeeded().filter(project=project)
+    generations = GenerationJob.objects.succeeded().filter(project=project, kind=GenerationKind.REFUSAL).order_by("pk")
+    return {
+        "jury": {
+            "jurors": jurors,
+            "min_category_votes": sorted(set(jobs.values_list("min_category_votes", flat=True))),
+            "jobs": jobs.count(),
+        },
+        "refusal_generation": [{"model": g.model, "strategies": g.strategies, "samples": g.done} for g in generations],
+    }
+
+
 def jury_against_humans(project: Project) -> dict:
     """Cohen's kappa of each juror, and of the jury's majority, against the human majority
     label, per judged part, on the samples where both exist."""
     from annotation.agreement import kappa_of_pairs
     from annotation.labels import apply_needs_caution_policy
-    from annotation.models import Annotation
     from annotation.services.adjudication import majority
 
     from .aggregation import aggregate
-    from .models import JudgedPart, JuryVerdict
 
     result = {}
     for part in JudgedPart.values:

@@ -12,6 +12,7 @@ from annotation.labels import FINAL_LABEL_SOURCES, LabelSource
 from annotation.models import FinalLabel, Project, ReviewItem, Sample
 from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
+from core.errors import ApplicationError
 from core.jobs import JobCancelled, JobRun, cancel_job
 from taxonomy.models import Taxonomy
 from taxonomy.prompts import (
@@ -31,7 +32,7 @@ from .backends import Backend, BackendError, Completion, ServerUnreachable, make
 from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryVerdict, PromptFormat
 
 
-class JuryError(ValueError):
+class JuryError(ApplicationError):
     """A jury set-up that cannot run (no jurors, a backend without its server)."""
 
 

@@ -13,7 +13,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
-from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -51,17 +50,6 @@ class ModerationThrottle(UserRateThrottle):
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-def _raise(error: services.ModerationError):
-    if isinstance(error, services.Conflict):
-        raise Conflict({"detail": str(error)})
-    raise ValidationError({"detail": str(error)})
 
 
 class ModerationExpertSerializer(serializers.Serializer):
@@ -160,10 +148,7 @@ def ensembles(request):
     data = dict(serializer.validated_data)
     project = get_object_or_404(Project, pk=data.pop("project")) if data.get("project") else None
     data.pop("project", None)
-    try:
-        ensemble = services.create_ensemble(**data, project=project, by=request.user)
-    except services.ModerationError as error:
-        _raise(error)
+    ensemble = services.create_ensemble(**data, project=project, by=request.user)
     return Response(ensemble_data(ensemble), status=status.HTTP_201_CREATED)
 
 
@@ -202,16 +187,13 @@ def moderate(request, slug: str):
     serializer = ModerationRequestSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     experts = selectors.experts_of(ensemble)
-    try:
-        decision = services.moderate(
-            ensemble,
-            serializer.validated_data["prompt"],
-            serializer.validated_data.get("response"),
-            by=request.user,
-            experts=experts,
-        )
-    except services.ModerationError as error:
-        _raise(error)
+    decision = services.moderate(
+        ensemble,
+        serializer.validated_data["prompt"],
+        serializer.validated_data.get("response"),
+        by=request.user,
+        experts=experts,
+    )
     return Response(decision_data(decision, experts))
 
 
@@ -239,10 +221,7 @@ def feedback(request, decision_id: int):
     get_object_or_404(Decision, pk=decision_id)
     serializer = ModerationFeedbackSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    try:
-        history = services.record_feedback(decision_id, serializer.validated_data["label"], by=request.user)
-    except services.ModerationError as error:
-        _raise(error)
+    history = services.record_feedback(decision_id, serializer.validated_data["label"], by=request.user)
     return Response(
         {
             "decision_id": decision_id,

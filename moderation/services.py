@@ -23,6 +23,7 @@ from django.utils import timezone
 from annotation.labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy, parse_safety_label
 from annotation.models import FinalLabel, Project, ProjectRole, Sample
 from annotation.permissions import project_roles, require_admin
+from core.errors import ApplicationError
 from evaluation import online
 from evaluation.runners import GUARD_OPTIONS
 
@@ -32,12 +33,14 @@ from .models import Algorithm, Decision, Ensemble, EnsembleState, Expert, Expert
 RESERVED_SLUGS = {"decisions", "ensembles"}  # taken by the API's own paths
 
 
-class ModerationError(ValueError):
+class ModerationError(ApplicationError):
     """A request the ensemble cannot take (bad settings, bad label); answered 400."""
 
 
 class Conflict(ModerationError):
     """The request clashes with the ensemble's state (paused, feedback given already); answered 409."""
+
+    status_code = 409
 
 
 def content_hash(prompt: str, response: str | None) -> str:

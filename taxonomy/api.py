@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from .models import Taxonomy
 from .rendering import render_category_block
 from .serializers import TaxonomySerializer, TaxonomyVersionSerializer
-from .services import TaxonomyError, create_taxonomy, new_taxonomy_version, replace_categories
+from .services import create_taxonomy, new_taxonomy_version, replace_categories
 
 
 class IsAdminOrReadOnly(permissions.BasePermission):
@@ -28,15 +28,12 @@ class TaxonomyViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            taxonomy = create_taxonomy(
-                slug=data["slug"],
-                name=data["name"],
-                description=data.get("description", ""),
-                categories=data["categories"],
-            )
-        except TaxonomyError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        taxonomy = create_taxonomy(
+            slug=data["slug"],
+            name=data["name"],
+            description=data.get("description", ""),
+            categories=data["categories"],
+        )
         return Response(self.get_serializer(taxonomy).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -44,21 +41,15 @@ class TaxonomyViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         if "categories" not in serializer.validated_data:
             raise ValidationError({"categories": "required"})
-        try:
-            taxonomy = replace_categories(self.get_object(), serializer.validated_data["categories"])
-        except TaxonomyError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        taxonomy = replace_categories(self.get_object(), serializer.validated_data["categories"])
         return Response(self.get_serializer(taxonomy).data)
 
     @action(detail=True, methods=["post"], url_path="new-version")
     def new_version(self, request, pk=None):
         serializer = TaxonomyVersionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            with transaction.atomic():
-                taxonomy = new_taxonomy_version(self.get_object(), **serializer.validated_data)
-        except TaxonomyError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        with transaction.atomic():
+            taxonomy = new_taxonomy_version(self.get_object(), **serializer.validated_data)
         return Response(self.get_serializer(taxonomy).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=inline_serializer("PromptBlock", {"block": serializers.CharField()}))

@@ -6,13 +6,15 @@ from typing import Any
 
 from django.db import transaction
 
+from core.errors import ApplicationError
+
 from .models import Category, CategoryKind, CategoryMappingPair, Taxonomy, TaxonomyMapping
 from .selectors import next_version
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(ApplicationError):
     """A taxonomy definition or change that is not allowed."""
 
 

@@ -1,21 +1,16 @@
 """REST API of training: train from an export, runs (progress, cancel) and the guard registry."""
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from annotation.models import ExportSnapshot, Project
 from annotation.permissions import require_admin
-from core.jobs import start_job
 
 from . import selectors, services
-from .blend import BlendError
 from .models import GuardModel, TrainerKind, TrainingRun
-from .trainers.common import TrainingError
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -44,18 +39,6 @@ class TrainSerializer(serializers.Serializer):
     blend_options = serializers.DictField(required=False, default=dict)
 
 
-def start_run(export: ExportSnapshot, user, **options) -> TrainingRun:
-    """Records the blend and the run; once the transaction commits a worker builds the blend, then
-    trains on it."""
-    try:
-        with transaction.atomic():
-            run = services.train_from_export(export, by=user, **options)
-            start_job(run.blend)
-    except (BlendError, TrainingError) as error:
-        raise ValidationError({"detail": str(error)}) from None
-    return run
-
-
 @extend_schema(request=TrainSerializer, responses=TrainingRunSerializer)
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
@@ -64,7 +47,7 @@ def train(request, export_id: int):
     require_admin(request.user, export.project)
     serializer = TrainSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    run = start_run(export, request.user, **serializer.validated_data)
+    run = services.queue_training_from_export(export, by=request.user, **serializer.validated_data)
     run.refresh_from_db()
     return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

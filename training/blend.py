@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from annotation.labels import LabelSource, apply_needs_caution_policy
+from core.errors import ApplicationError
 from taxonomy.models import CategoryKind, Taxonomy
 from taxonomy.prompts import render_nemoguard_prompt
 from taxonomy.selectors import CategoryIndex
@@ -18,7 +19,7 @@ from taxonomy.selectors import CategoryIndex
 BLEND_SPLITS = ("train", "validation")
 
 
-class BlendError(ValueError):
+class BlendError(ApplicationError):
     """Options or input that cannot make a blend; the message names the file, line and field."""
 
 

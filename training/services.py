@@ -271,3 +271,12 @@ def train_from_export(
     settings_from_dict(SETTINGS[TrainerKind(kind)], config or {})
     blend = start_blend(export, by=by, options=blend_options)
     return start_training_run(blend, by=by, kind=kind, base_model=base_model, config=config)
+
+
+def queue_training_from_export(export: ExportSnapshot, *, by, **options: Any) -> TrainingRun:
+    """``train_from_export``, with the blend's build queued once the transaction commits (the
+    training page and the API)."""
+    with transaction.atomic():
+        run = train_from_export(export, by=by, **options)
+        start_job(run.blend)
+    return run

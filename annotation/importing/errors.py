@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from core.errors import ApplicationError
+
 
 @dataclass(frozen=True)
 class Location:
@@ -26,7 +28,7 @@ class RowError(ValueError):
         self.field = field
 
 
-class ImportDataError(ValueError):
+class ImportDataError(ApplicationError):
     """A located import error: nothing of the file is stored when it is raised."""
 
     def __init__(self, message: str, location: Location | str, field: str | None = None):

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ..extensions import jury_verdicts
 from ..labels import FINAL_LABEL_SOURCES, LabelError, LabelSource, SafetyLabel, check_label_submission
 from ..models import Annotation, FinalLabel, Project, ProjectRole, QueueItem, ReviewItem, Sample, SampleCategory
 from ..permissions import require_role
@@ -127,17 +128,6 @@ def adjudicate(
     return final
 
 
-def _jury_verdicts(sample: Sample) -> list[dict]:
-    """The jury's verdicts on the sample (the reverse relation exists when the jury app is installed)."""
-    verdicts = getattr(sample, "jury_verdicts", None)
-    if verdicts is None:
-        return []
-    return [
-        {"juror": v.juror.name, "part": v.part, "label": v.label, "categories": v.categories, "error": v.error}
-        for v in verdicts.select_related("juror").order_by("part", "juror__name")
-    ]
-
-
 REVIEW_REASONS = {
     "no-majority": "no majority",
     "low-agreement": "below",
@@ -184,7 +174,7 @@ def review_entries(items: Iterable[ReviewItem]) -> list[dict]:
                     "has_response": item.sample.response is not None,
                 },
                 "reason": item.reason,
-                "jury": _jury_verdicts(item.sample),
+                "jury": jury_verdicts(item.sample),
                 "proposal": _proposal(item.sample),
                 "annotations": [
                     {

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..card_facts import dataset_card_facts
 from ..dataset_card import CARD_NAME, card_columns, card_features, render_card
-from ..exporting import EXPORT_FORMATS, SPLITS, SplitFiles, split_of
+from ..exporting import EXPORT_FORMATS, SPLITS, ExportError, SplitFiles, split_of
 from ..models import ExportProfile, ExportSnapshot
 from ..release import (
     LEFT_OUT_REASONS,
@@ -28,13 +28,13 @@ def profile_options(
 ) -> tuple[list[str], dict[str, float] | None]:
     """The formats and ratios a profile uses (release: JSON arrays, the release's proportions)."""
     if profile not in ExportProfile.values:
-        raise ValueError(f"unknown export profile {profile!r}: use {', '.join(ExportProfile.values)}")
+        raise ExportError(f"unknown export profile {profile!r}: use {', '.join(ExportProfile.values)}")
     if profile != ExportProfile.RELEASE:
         formats = list(formats or EXPORT_FORMATS)
         SplitFiles.check_formats(formats)
         return formats, split_ratios
     if formats and list(formats) != RELEASE_FORMATS:
-        raise ValueError(f"the release profile writes JSON arrays only; formats {formats} do not apply")
+        raise ExportError(f"the release profile writes JSON arrays only; formats {formats} do not apply")
     return RELEASE_FORMATS, split_ratios or RELEASE_SPLIT_RATIOS
 
 

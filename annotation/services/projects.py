@@ -2,12 +2,17 @@
 
 from django.db import transaction
 
+from core.errors import ApplicationError
 from taxonomy.models import Taxonomy
 from taxonomy.selectors import default_taxonomy
 from taxonomy.services import freeze_taxonomy
 
 from ..labels import NeedsCautionPolicy
 from ..models import Project
+
+
+class ProjectError(ApplicationError):
+    """Project settings the app cannot take."""
 
 
 @transaction.atomic
@@ -24,7 +29,7 @@ def create_project(
     """A new project; its taxonomy version freezes, since labels now refer to it."""
     taxonomy = taxonomy or default_taxonomy()
     if annotations_per_sample < 1:
-        raise ValueError("annotations_per_sample must be at least 1")
+        raise ProjectError("annotations_per_sample must be at least 1")
     freeze_taxonomy(taxonomy)
     return Project.objects.create(
         name=name,

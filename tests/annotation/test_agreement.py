@@ -12,8 +12,8 @@ from sklearn.metrics import cohen_kappa_score
 
 from annotation.agreement import Ratings, fleiss_kappa, krippendorff_alpha, leave_one_out, masi_distance
 from annotation.models import Membership
-from annotation.selectors import agreement_report
 from annotation.services import import_samples
+from annotation.services.reports import agreement_report
 
 MODELS = ["gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct"]
 

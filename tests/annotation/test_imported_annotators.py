@@ -7,8 +7,8 @@ from django.core.management import call_command
 
 from annotation.importing.errors import ImportDataError
 from annotation.models import Annotation
-from annotation.selectors import agreement_report
 from annotation.services import import_samples
+from annotation.services.reports import agreement_report
 
 pytestmark = pytest.mark.django_db
 

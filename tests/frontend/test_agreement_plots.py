@@ -3,7 +3,7 @@
 import pytest
 
 from annotation.models import AgreementReport, Annotation, Membership, Sample
-from annotation.selectors import agreement_report
+from annotation.services.reports import agreement_report
 
 pytestmark = pytest.mark.django_db
 

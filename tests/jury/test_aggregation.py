@@ -67,7 +67,7 @@ def test_verdicts_to_final_labels_never_over_humans(project, tmp_path):
 
 @pytest.mark.django_db
 def test_jury_against_human_majority_in_the_agreement_report(project, tmp_path):
-    from annotation.selectors import agreement_report, agreement_rows
+    from annotation.services.reports import agreement_report, agreement_rows
     from jury.models import JuryVerdict
 
     rows = []

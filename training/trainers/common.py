@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
+from core.errors import ApplicationError
+
 Settings = TypeVar("Settings")
 # (step, total steps, latest loss or None, seconds left or None) -> True to stop (cancelled)
 ProgressReporter = Callable[[int, int, float | None, float | None], bool]
 
 
-class TrainingError(ValueError):
+class TrainingError(ApplicationError):
     """A training configuration or input that cannot run."""
 
 

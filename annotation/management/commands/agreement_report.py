@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from annotation.selectors import agreement_report, agreement_rows
+from annotation.services.reports import agreement_report, agreement_rows
 from core.csvfiles import CsvWriter
 
 

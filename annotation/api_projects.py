@@ -7,7 +7,6 @@ from django.http import FileResponse, Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -37,10 +36,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return selectors.user_projects(self.request.user)
 
     def perform_create(self, serializer):
-        try:
-            serializer.instance = services.create_project(created_by=self.request.user, **serializer.validated_data)
-        except ValueError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        serializer.instance = services.create_project(created_by=self.request.user, **serializer.validated_data)
 
     def get_admin_project(self) -> Project:
         project = self.get_object()
@@ -54,15 +50,12 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         pages newest first with ``next_cursor``."""
         project = self.get_admin_project()
         if {"page_size", "cursor"} & set(request.query_params):
-            try:
-                page = browse.browse_page(
-                    project,
-                    browse.SampleFilters.from_params(request.query_params),
-                    cursor=browse.parse_cursor(request.query_params.get("cursor")),
-                    page_size=browse.parse_page_size(request.query_params.get("page_size")),
-                )
-            except browse.BrowseError as error:
-                raise ValidationError({error.field: error.message}) from None
+            page = browse.browse_page(
+                project,
+                browse.SampleFilters.from_params(request.query_params),
+                cursor=browse.parse_cursor(request.query_params.get("cursor")),
+                page_size=browse.parse_page_size(request.query_params.get("page_size")),
+            )
             return Response({"next_cursor": page.next_cursor, "results": SampleSerializer(page.rows, many=True).data})
         page = self.paginate_queryset(selectors.project_samples(project))
         return self.get_paginated_response(SampleSerializer(page, many=True).data)
@@ -107,12 +100,9 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             return self.get_paginated_response(ExportSnapshotSerializer(page, many=True).data)
         serializer = ExportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            with transaction.atomic():
-                snapshot = services.start_export(project, created_by=request.user, **serializer.validated_data)
-                start_job(snapshot)
-        except ValueError as error:
-            raise ValidationError({"detail": str(error)}) from None
+        with transaction.atomic():
+            snapshot = services.start_export(project, created_by=request.user, **serializer.validated_data)
+            start_job(snapshot)
         snapshot.refresh_from_db()
         return Response(ExportSnapshotSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED)
 

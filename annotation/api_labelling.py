@@ -13,10 +13,10 @@ from rest_framework.response import Response
 from core.csvfiles import CsvWriter
 
 from . import selectors, services
-from .labels import LabelError
 from .models import Assignment, Membership, Project, ProjectRole
 from .permissions import require_admin, require_role
 from .services import qa as qa_service
+from .services.reports import agreement_report, agreement_rows
 
 
 class MemberSerializer(serializers.Serializer):
@@ -47,10 +47,6 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-def _label_error(error: LabelError) -> ValidationError:
-    return ValidationError({error.field: [error.message]})
-
-
 def _validated(serializer_class, request):
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -65,10 +61,7 @@ def members(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
     require_admin(request.user, project)
     if request.method == "POST":
-        try:
-            services.add_member(project, by=request.user, **_validated(MemberSerializer, request))
-        except LabelError as error:
-            raise _label_error(error) from None
+        services.add_member(project, by=request.user, **_validated(MemberSerializer, request))
     rows = Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
     return Response(
         [
@@ -91,10 +84,7 @@ def members(request, pk: int):
 def batches(request, pk: int):
     """Project admins queue a batch of samples for annotation."""
     project = get_object_or_404(Project, pk=pk)
-    try:
-        batch = services.create_assignment_batch(project, by=request.user, **_validated(BatchSerializer, request))
-    except LabelError as error:
-        raise _label_error(error) from None
+    batch = services.create_assignment_batch(project, by=request.user, **_validated(BatchSerializer, request))
     return Response(
         {"id": batch.pk, "name": batch.name, "items": batch.items.count(), "k": batch.annotations_per_sample},
         status=status.HTTP_201_CREATED,
@@ -152,10 +142,7 @@ def assignment_detail(request, assignment_id: int):
 @permission_classes([permissions.IsAuthenticated])
 def submit(request, assignment_id: int):
     """Submit or revise a label; the rules are checked here as in the page."""
-    try:
-        annotation = services.submit_annotation(assignment_id, request.user, **_validated(SubmitSerializer, request))
-    except LabelError as error:
-        raise _label_error(error) from None
+    annotation = services.submit_annotation(assignment_id, request.user, **_validated(SubmitSerializer, request))
     return Response({"status": "submitted", "annotation": services.annotation_snapshot(annotation)})
 
 
@@ -163,10 +150,7 @@ def submit(request, assignment_id: int):
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def skip(request, assignment_id: int):
-    try:
-        services.skip_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
-    except LabelError as error:
-        raise _label_error(error) from None
+    services.skip_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
     return Response({"status": "skipped"})
 
 
@@ -174,10 +158,7 @@ def skip(request, assignment_id: int):
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def flag(request, assignment_id: int):
-    try:
-        services.flag_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
-    except LabelError as error:
-        raise _label_error(error) from None
+    services.flag_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
     return Response({"status": "flagged"})
 
 
@@ -205,11 +186,11 @@ def agreement(request, pk: int):
     """The agreement report (reviewers and admins); ``?as=csv`` downloads it as CSV."""
     project = get_object_or_404(Project, pk=pk)
     require_role(request.user, project, ProjectRole.ADMIN, ProjectRole.REVIEWER)
-    report = selectors.agreement_report(project)
+    report = agreement_report(project)
     if request.query_params.get("as") == "csv":
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="agreement-{project.slug}.csv"'
-        CsvWriter(response).writerows(selectors.agreement_rows(report))
+        CsvWriter(response).writerows(agreement_rows(report))
         return response
     return Response(report)
 
@@ -243,12 +224,9 @@ def review_queue(request, pk: int):
         limit = min(200, max(1, int(request.query_params.get("limit", 200))))
     except ValueError:
         raise ValidationError({"offset": "offset and limit are whole numbers"}) from None
-    try:
-        items = services.review_queue(
-            project, request.user, reason=request.query_params.get("reason", ""), offset=offset, limit=limit
-        )
-    except LabelError as error:
-        raise _label_error(error) from None
+    items = services.review_queue(
+        project, request.user, reason=request.query_params.get("reason", ""), offset=offset, limit=limit
+    )
     return Response(items)
 
 
@@ -258,10 +236,7 @@ def review_queue(request, pk: int):
 def adjudicate(request, pk: int, sample_id: int):
     """A reviewer's final label for a sample (provenance ``adjudicated``)."""
     project = get_object_or_404(Project, pk=pk)
-    try:
-        final = services.adjudicate(project, sample_id, request.user, **_validated(AdjudicationSerializer, request))
-    except LabelError as error:
-        raise _label_error(error) from None
+    final = services.adjudicate(project, sample_id, request.user, **_validated(AdjudicationSerializer, request))
     return Response(
         {
             "prompt_label": final.prompt_label,
@@ -296,10 +271,7 @@ def qa_next(request, pk: int):
 @permission_classes([permissions.IsAuthenticated])
 def qa_check(request, pk: int, assignment_id: int):
     project = get_object_or_404(Project, pk=pk)
-    try:
-        check = qa_service.record_qa_check(
-            project, assignment_id, request.user, **_validated(AdjudicationSerializer, request)
-        )
-    except LabelError as error:
-        raise _label_error(error) from None
+    check = qa_service.record_qa_check(
+        project, assignment_id, request.user, **_validated(AdjudicationSerializer, request)
+    )
     return Response({"agrees": check.agrees}, status=status.HTTP_201_CREATED)
