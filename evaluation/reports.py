@@ -27,7 +27,9 @@ DASH = "—"
 
 
 @dataclass
-class Column:
+class TableColumn:
+    """A benchmark column of the paper's table: what it reads and what counts as positive."""
+
     label: str
     name: str
     task: str
@@ -56,7 +58,7 @@ class Row:
 @dataclass
 class PaperTable:
     title: str
-    columns: list[Column]
+    columns: list[TableColumn]
     rows: list[Row]
     notes: list[str]
     runs: list[dict[str, Any]]
@@ -87,7 +89,7 @@ def _mapping_line(categories: dict | None) -> str | None:
 def table_for_runs(runs: list["EvaluationRun"]) -> PaperTable:
     """One table from one or several runs: columns are the union of their benchmarks (in order of
     appearance), rows every guard of every run (labelled with the run when there are several)."""
-    columns: dict[str, Column] = {}
+    columns: dict[str, TableColumn] = {}
     for run in runs:
         info = {entry["label"]: entry for entry in (run.results or {}).get("benchmarks", [])}
         for spec in run.benchmarks:
@@ -95,7 +97,7 @@ def table_for_runs(runs: list["EvaluationRun"]) -> PaperTable:
                 continue
             entry = info.get(spec["label"], {})
             benchmark = get_benchmark(spec["name"])
-            columns[spec["label"]] = Column(
+            columns[spec["label"]] = TableColumn(
                 label=spec["label"],
                 name=spec["name"],
                 task=benchmark.task.value,

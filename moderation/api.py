@@ -59,7 +59,7 @@ class Conflict(APIException):
 
 
 def _raise(error: services.ModerationError):
-    if isinstance(error, services.Conflict):
+    if isinstance(error, services.StateConflict):
         raise Conflict({"detail": str(error)})
     raise ValidationError({"detail": str(error)})
 
