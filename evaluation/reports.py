@@ -326,17 +326,15 @@ def _save(plt, figure, path: Path) -> None:
 
 
 def precision_recall_curve(gold: list[bool], scores: list[float | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision at each distinct score threshold, highest first; an item without a
-    score gets the worst one (as for AUPRC in ``metrics``)."""
-    y = np.asarray(gold, dtype=bool)
+    """Recall and precision at each distinct score threshold, highest first (scikit-learn's
+    ``precision_recall_curve``), from recall 0 at the first precision; an item without a score
+    gets the worst one (as for AUPRC in ``metrics``). Needs a positive item (plots have one)."""
+    from sklearn.metrics import precision_recall_curve as curve
+
     s = np.array([float(not label) if score is None else score for label, score in zip(gold, scores)], dtype=float)
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    true_positives = np.cumsum(y)[last]
-    precision = true_positives / (last + 1)
-    recall = true_positives / max(int(y.sum()), 1)
-    return np.r_[0.0, recall], np.r_[precision[0] if len(precision) else 1.0, precision]
+    precision, recall, _ = curve(np.asarray(gold, dtype=bool), s)
+    precision, recall = precision[::-1], recall[::-1]  # sklearn: lowest threshold first, then (1, 0)
+    return recall, np.r_[precision[1], precision[1:]]
 
 
 def write_plots(run: "EvaluationRun", folder: Path) -> list[str]:
