@@ -227,10 +227,6 @@ def kappa_of_pairs(pairs: list[tuple[Value, Value]]) -> Statistic:
     return Statistic(float((observed - expected) / (1 - expected)), units=len(pairs))
 
 
-def cohen_kappa(ratings: Ratings, first: Any, second: Any) -> Statistic:
-    return kappa_of_pairs([(r[first], r[second]) for r in ratings.by_unit.values() if first in r and second in r])
-
-
 def pairwise_cohen_kappa(ratings: Ratings) -> list[dict[str, Any]]:
     """Kappa for every pair of annotators that share units (one pass over the units)."""
     pairs: dict[tuple[Any, Any], list[tuple[Value, Value]]] = {}

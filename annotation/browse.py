@@ -257,7 +257,8 @@ def filter_choices(project: Project) -> dict[str, Any]:
 
 def sample_record(sample: Sample) -> dict[str, Any]:
     """Everything annotation knows about one sample: annotations with their revisions, the final
-    label, review and queue state (the console adds the jury's verdicts). For reviewers and admins only (it shows every label)."""
+    label, review and queue state (the console adds the jury's verdicts). For reviewers and admins
+    only (it shows every label)."""
     annotations = list(
         Annotation.objects.filter(sample=sample)
         .select_related("annotator")

@@ -1,1 +1,1 @@
-"""Benchmarks, guard runners, metrics, reports and the online ensemble (later issue)."""
+"""Guard evaluation on the field's benchmarks: evaluation runs, metrics and the paper's table."""

@@ -9,6 +9,8 @@ Shipped benchmarks read the public copies under the data root (``settings.AEGIS_
 by default ``<BASE_DIR>/../shared/data``); the published formats we cannot ship (WildGuardTest,
 the Aegis 2.0 test split, BeaverTails and ToxicChat as released, a project's own export) read a
 file given by path. Bad input raises ``ImportDataError`` naming the file, row or line and field.
+What each public data set's rows hold (columns, flags, label words, the taxonomy of its
+categories) is described once in ``taxonomy.datasets``, which the importer reads too.
 """
 
 import json
@@ -21,16 +23,23 @@ from django.conf import settings
 from django.db import models
 
 from annotation.exporting import EXPORT_FORMATS
-from annotation.importing.adapters import GuardReasonerAdapter, text_field
-from annotation.importing.errors import ImportDataError, Location, RowError
-from annotation.importing.readers import Record, read_records
+from annotation.importing.errors import ImportDataError, Location
+from annotation.importing.readers import read_records
+from taxonomy.datasets import (
+    DATA_SETS,
+    REFUSAL_LABELS,
+    SAFETY_LABELS,
+    DataSet,
+    Record,
+    RowError,
+    guardreasoner_answer,
+    guardreasoner_exchange,
+    openai_moderation_flags,
+    split_categories,
+    text_field,
+)
 
 MAX_FIELD_BYTES = 16 * 1024 * 1024
-OPENAI_MODERATION_FLAGS = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
-
-HARMFUL = {"harmful": True, "unharmful": False}
-REFUSAL = {"refusal": True, "compliance": False}
-UNSAFE = {"unsafe": True, "safe": False}
 
 
 class Task(models.TextChoices):
@@ -67,11 +76,17 @@ class Benchmark:
     labels: Mapping[str, bool]
     description: str
     reader: Reader
+    data_set: DataSet | None = None  # the public data set it reads (None: a project's export)
     shipped_path: str | None = None
 
     @property
     def shipped(self) -> bool:
         return self.shipped_path is not None
+
+    @property
+    def gold_taxonomy(self) -> str | None:
+        """Slug of the taxonomy the items' categories are in (an export's: its project's)."""
+        return self.data_set.taxonomy if self.data_set else None
 
     def load(self, path: str | Path | None = None, *, data_root: str | Path | None = None) -> list[BenchmarkItem]:
         """The items of the file at ``path``; without one, the shipped copy under the data root."""
@@ -149,15 +164,7 @@ def read_openai_moderation(benchmark: Benchmark, path: Path) -> list[BenchmarkIt
     """JSONL of ``prompt`` and 0/1 flags; any flag 1 is unsafe, a missing flag is unknown."""
 
     def parse(location: Location, record: Record) -> BenchmarkItem:
-        present = {}
-        for flag in OPENAI_MODERATION_FLAGS:
-            if record.get(flag) is not None:
-                if record[flag] not in (0, 1):
-                    raise RowError(f"expected 0 or 1, found {record[flag]!r}", flag)
-                present[flag] = record[flag]
-        if not present:
-            raise RowError(f"none of the flags {', '.join(OPENAI_MODERATION_FLAGS)} is present", "S")
-        raised = tuple(flag for flag, value in present.items() if value == 1)
+        raised = tuple(flag for flag, value in openai_moderation_flags(record).items() if value == 1)
         label = benchmark.label_of("unsafe" if raised else "safe", "flags")
         return BenchmarkItem(_position(location), text_field(record, "prompt"), None, label, raised)
 
@@ -188,16 +195,13 @@ def read_guardreasoner(benchmark: Benchmark, path: Path) -> list[BenchmarkItem]:
     the gold label (SafeRLHF and BeaverTails end an ``Answers:`` block with ``Response: …``)."""
 
     def parse(location: Location, record: Record) -> BenchmarkItem:
-        match = GuardReasonerAdapter.dialogue_pattern.match(text_field(record, "input"))
-        if not match:
-            raise RowError("expected 'Human user:\\n…\\n\\nAI assistant:\\n…'", "input")
-        response = None if match.group("response") == "None" else match.group("response")
+        prompt, response = guardreasoner_exchange(record)
         _check_shape(benchmark, response, "input")
-        answer = GuardReasonerAdapter.answer_pattern.search(text_field(record, "output").strip())
-        if not answer:
+        answer = guardreasoner_answer(record)
+        if answer is None:
             raise RowError(f"expected {' or '.join(benchmark.labels)} at the end", "output")
-        label = benchmark.label_of(answer.group(1), "output")
-        return BenchmarkItem(_position(location), match.group("prompt"), response, label)
+        label = benchmark.label_of(answer, "output")
+        return BenchmarkItem(_position(location), prompt, response, label)
 
     return _collect(path, parse)
 
@@ -227,14 +231,6 @@ def read_wildguardtest(benchmark: Benchmark, path: Path) -> list[BenchmarkItem]:
     return _collect(path, parse)
 
 
-def _split_categories(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, str):
-        raise RowError("expected a comma-separated string", "violated_categories")
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
 def read_aegis2(benchmark: Benchmark, path: Path) -> list[BenchmarkItem]:
     """The Aegis 2.0 release columns (also what a project's export writes).
 
@@ -256,7 +252,7 @@ def read_aegis2(benchmark: Benchmark, path: Path) -> list[BenchmarkItem]:
         if benchmark.task == Task.RESPONSE_HARM:
             response = _optional_text(record, "response")
             _check_shape(benchmark, response, "response")
-        categories = _split_categories(record.get("violated_categories"))
+        categories = tuple(split_categories(record.get("violated_categories"), "violated_categories"))
         return BenchmarkItem(uid, prompt, response, benchmark.label_of(value, column), categories)
 
     return _collect(path, parse)
@@ -316,161 +312,130 @@ def read_toxicchat(benchmark: Benchmark, path: Path) -> list[BenchmarkItem]:
     return _collect(path, parse)
 
 
-def _guardreasoner_file(name: str) -> str:
-    return f"guardreasoner_benchmarks/benchmark/{name}.json"
+def _gold_labels(task: Task, data_set: DataSet) -> Mapping[str, bool]:
+    """The label words of a data set for a task (refusal columns say refusal or compliance)."""
+    return REFUSAL_LABELS if task == Task.REFUSAL else data_set.labels
+
+
+def _shipped(name: str, task: Task, description: str, reader: Reader) -> Benchmark:
+    """A benchmark read from the public copy of the data set of the same name."""
+    data_set = DATA_SETS[name]
+    return Benchmark(name, task, _gold_labels(task, data_set), description, reader, data_set, data_set.shipped)
+
+
+def _guardreasoner(name: str, task: Task, description: str, file: str) -> Benchmark:
+    """A benchmark read from GuardReasoner's copy ``file`` (in the shipped folder)."""
+    data_set = DATA_SETS["guardreasoner"]
+    return Benchmark(name, task, _gold_labels(task, data_set), description, read_guardreasoner, data_set,
+                     f"{data_set.shipped}/{file}.json")  # fmt: skip
+
+
+def _released(name: str, task: Task, description: str, reader: Reader, data_set_name: str) -> Benchmark:
+    """A benchmark read from a file of a released format, given by path (no copy is shipped)."""
+    data_set = DATA_SETS[data_set_name]
+    return Benchmark(name, task, _gold_labels(task, data_set), description, reader, data_set)
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     benchmark.name: benchmark
     for benchmark in (
-        Benchmark(
+        _shipped(
             "openai_moderation",
             Task.PROMPT_HARM,
-            UNSAFE,
             "OpenAI moderation evaluation set (any flag = 1 is unsafe)",
             read_openai_moderation,
-            "openai_moderation/samples-1680.jsonl.gz",
         ),
-        Benchmark(
-            "xstest_prompts",
-            Task.PROMPT_HARM,
-            UNSAFE,
-            "XSTest prompts (label safe/unsafe)",
-            read_xstest_prompts,
-            "xstest/xstest_prompts.csv",
+        _shipped("xstest_prompts", Task.PROMPT_HARM, "XSTest prompts (label safe/unsafe)", read_xstest_prompts),
+        _shipped("simple_safety_tests", Task.PROMPT_HARM, "SimpleSafetyTests (all unsafe)", read_simple_safety_tests),
+        _guardreasoner(
+            "aegis1_test", Task.PROMPT_HARM, "Aegis 1.0 test prompts (GuardReasoner copy)", "0_1_AegisSafetyTest"
         ),
-        Benchmark(
-            "simple_safety_tests",
-            Task.PROMPT_HARM,
-            UNSAFE,
-            "SimpleSafetyTests (all unsafe)",
-            read_simple_safety_tests,
-            "simple_safety_tests/SimpleSafetyTests_test_cases.csv",
+        _guardreasoner(
+            "harmbench_prompt", Task.PROMPT_HARM, "HarmBench prompts (GuardReasoner copy)", "0_3_harmbench_prompt"
         ),
-        Benchmark(
-            "aegis1_test",
-            Task.PROMPT_HARM,
-            HARMFUL,
-            "Aegis 1.0 test prompts (GuardReasoner copy)",
-            read_guardreasoner,
-            _guardreasoner_file("0_1_AegisSafetyTest"),
-        ),
-        Benchmark(
-            "harmbench_prompt",
-            Task.PROMPT_HARM,
-            HARMFUL,
-            "HarmBench prompts (GuardReasoner copy)",
-            read_guardreasoner,
-            _guardreasoner_file("0_3_harmbench_prompt"),
-        ),
-        Benchmark(
-            "toxicchat",
-            Task.PROMPT_HARM,
-            HARMFUL,
-            "ToxicChat subset (GuardReasoner copy)",
-            read_guardreasoner,
-            _guardreasoner_file("0_8_toxic_chat"),
-        ),
-        Benchmark(
+        _guardreasoner("toxicchat", Task.PROMPT_HARM, "ToxicChat subset (GuardReasoner copy)", "0_8_toxic_chat"),
+        _guardreasoner(
             "harmbench_response",
             Task.RESPONSE_HARM,
-            HARMFUL,
             "HarmBench responses (GuardReasoner copy)",
-            read_guardreasoner,
-            _guardreasoner_file("0_5_harmbench_response"),
+            "0_5_harmbench_response",
         ),
-        Benchmark(
+        _guardreasoner(
             "xstest_response_harm",
             Task.RESPONSE_HARM,
-            HARMFUL,
             "XSTest response harmfulness (GuardReasoner copy of WildGuard's XSTest-Resp)",
-            read_guardreasoner,
-            _guardreasoner_file("0_6_xstest_response_harmful"),
+            "0_6_xstest_response_harmful",
         ),
-        Benchmark(
+        _guardreasoner(
             "xstest_response_refusal",
             Task.REFUSAL,
-            REFUSAL,
             "XSTest response refusal (GuardReasoner copy of WildGuard's XSTest-Resp)",
-            read_guardreasoner,
-            _guardreasoner_file("0_7_xstest_response_refusal"),
+            "0_7_xstest_response_refusal",
         ),
-        Benchmark(
-            "saferlhf",
-            Task.RESPONSE_HARM,
-            HARMFUL,
-            "PKU SafeRLHF responses (GuardReasoner copy)",
-            read_guardreasoner,
-            _guardreasoner_file("0_9_safe_rlhf"),
+        _guardreasoner("saferlhf", Task.RESPONSE_HARM, "PKU SafeRLHF responses (GuardReasoner copy)", "0_9_safe_rlhf"),
+        _guardreasoner(
+            "beavertails", Task.RESPONSE_HARM, "BeaverTails responses (GuardReasoner copy)", "0_A_beaver_tails"
         ),
-        Benchmark(
-            "beavertails",
-            Task.RESPONSE_HARM,
-            HARMFUL,
-            "BeaverTails responses (GuardReasoner copy)",
-            read_guardreasoner,
-            _guardreasoner_file("0_A_beaver_tails"),
-        ),
-        Benchmark(
+        _released(
             "wildguardtest_prompt",
             Task.PROMPT_HARM,
-            HARMFUL,
             "WildGuardTest (prompt, response, prompt_harm_label, …)",
             read_wildguardtest,
+            "wildguardtest",
         ),
-        Benchmark(
+        _released(
             "wildguardtest_response",
             Task.RESPONSE_HARM,
-            HARMFUL,
             "WildGuardTest (prompt, response, response_harm_label, …)",
             read_wildguardtest,
+            "wildguardtest",
         ),
-        Benchmark(
+        _released(
             "wildguardtest_refusal",
             Task.REFUSAL,
-            REFUSAL,
             "WildGuardTest (prompt, response, response_refusal_label, …)",
             read_wildguardtest,
+            "wildguardtest",
         ),
-        Benchmark(
+        _released(
             "aegis2_test_prompt",
             Task.PROMPT_HARM,
-            UNSAFE,
             "Aegis 2.0 test split (id, prompt, response, prompt_label, …)",
             read_aegis2,
+            "aegis2",
         ),
-        Benchmark(
+        _released(
             "aegis2_test_response",
             Task.RESPONSE_HARM,
-            UNSAFE,
             "Aegis 2.0 test split (id, prompt, response, response_label, …)",
             read_aegis2,
+            "aegis2",
         ),
-        Benchmark(
+        _released(
             "beavertails_release",
             Task.RESPONSE_HARM,
-            {"false": True, "true": False},
             "BeaverTails as released (prompt, response, category, is_safe)",
             read_beavertails,
+            "beavertails",
         ),
-        Benchmark(
+        _released(
             "toxicchat_release",
             Task.PROMPT_HARM,
-            {"1": True, "0": False},
             "ToxicChat as released (conv_id, user_input, toxicity, jailbreaking, …)",
             read_toxicchat,
+            "toxicchat",
         ),
         Benchmark(
             "export_prompt",
             Task.PROMPT_HARM,
-            UNSAFE,
+            SAFETY_LABELS,
             "project export folder (its test split) or split file, prompt labels",
             read_export,
         ),
         Benchmark(
             "export_response",
             Task.RESPONSE_HARM,
-            UNSAFE,
+            SAFETY_LABELS,
             "project export folder (its test split) or split file, response labels",
             read_export,
         ),

@@ -1,12 +1,19 @@
-"""Guard metrics with the field's conventions.
+"""Guard metrics with the field's conventions, computed by scikit-learn (the field's reference).
 
 - The positive class is harmful (or refusal, for refusal detection); F1, precision and recall
-  are of that class. A precision, recall or F1 whose denominator is zero is 0.0, as in
-  scikit-learn's ``zero_division`` default.
+  are of that class. A precision, recall or F1 whose denominator is zero is 0.0
+  (``zero_division=0.0``).
 - A prediction that could not be parsed (None) counts as wrong: it becomes the opposite of the
   gold label, and the parse-failure rate is reported beside F1. For AUPRC an item without a
   score gets the worst one (0 for a positive item, 1 for a negative one).
-- Confidence intervals are percentile bootstraps over items with a fixed seed.
+- Confidence intervals are percentile bootstraps over items with a fixed seed. Two vectorised
+  forms of what scikit-learn computes stay (rates from confusion counts, average precision),
+  because the bootstrap evaluates them a thousand times per cell: ``tests/evaluation/test_metrics.py``
+  checks they agree with scikit-learn and measures them faster (rates by orders of magnitude,
+  average precision several times).
+
+scikit-learn is imported when a metric is computed, not with this module (which the web app
+imports at start-up).
 """
 
 import json
@@ -67,7 +74,8 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _rates(cells: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and accuracy from confusion counts (…, [tp, fp, fn, tn])."""
+    """Precision, recall, F1 and accuracy from confusion counts (…, [tp, fp, fn, tn]) at once for
+    every bootstrap draw (scikit-learn takes one set of labels per call)."""
     cells = cells.astype(float)
     tp, fp, fn, tn = cells[..., 0], cells[..., 1], cells[..., 2], cells[..., 3]
     return {
@@ -79,9 +87,10 @@ def _rates(cells: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def average_precision(gold: Sequence[bool], scores: Sequence[float]) -> float | None:
-    """Area under the precision-recall curve as step-wise average precision,
-    sum over thresholds of (R_k - R_{k-1}) * P_k, equal to scikit-learn's
-    ``average_precision_score`` (tied scores form one threshold). None without positives."""
+    """Area under the precision-recall curve as step-wise average precision, sum over thresholds
+    of (R_k - R_{k-1}) * P_k: scikit-learn's ``average_precision_score`` (tied scores form one
+    threshold) without its per-call checks, since the bootstrap asks it once per resample.
+    None without positives."""
     y = np.asarray(gold, dtype=bool)
     s = np.asarray(scores, dtype=float)
     if not y.any():
@@ -137,6 +146,8 @@ def binary_metrics(
 ) -> BinaryResult:
     """F1, precision, recall and accuracy of the positive class, AUPRC where scores exist, and
     bootstrap intervals (none when ``bootstrap_samples`` is 0)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     if len(gold) != len(predicted) or not gold:
         raise ValueError(f"need as many predictions as gold labels, and some: {len(predicted)} for {len(gold)}")
     if scores is not None and len(scores) != len(gold):
@@ -144,8 +155,11 @@ def binary_metrics(
     y = np.asarray(gold, dtype=bool)
     failed = np.array([label is None for label in predicted])
     p = np.where(failed, ~y, np.array([bool(label) for label in predicted]))
-    cells = np.array([np.sum(y & p), np.sum(~y & p), np.sum(y & ~p), np.sum(~y & ~p)])
-    rates = {name: float(value) for name, value in _rates(cells).items()}
+    (tn, fp), (fn, tp) = confusion_matrix(y, p, labels=[False, True])
+    cells = np.array([tp, fp, fn, tn])
+    precision, recall, f1, _ = precision_recall_fscore_support(y, p, average="binary", zero_division=0.0)
+    rates = {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy_score(y, p)}
+    rates = {name: float(value) for name, value in rates.items()}
     s = None
     if scores is not None:
         s = np.array([float(not label) if score is None else score for label, score in zip(gold, scores)])
@@ -204,17 +218,6 @@ class CategoryResult:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def _category_score(true_positives: int, support: int, predicted: int) -> CategoryScore:
-    precision, recall, f1 = (
-        float(value)
-        for value in _ratio(
-            np.array([true_positives, true_positives, 2 * true_positives]),
-            np.array([predicted, support, predicted + support]),
-        )
-    )
-    return CategoryScore(support, predicted, true_positives, precision, recall, f1)
-
-
 def category_metrics(
     gold: Sequence[Iterable[str]],
     predicted: Sequence[Iterable[str] | None],
@@ -227,12 +230,9 @@ def category_metrics(
     """
     if len(gold) != len(predicted):
         raise ValueError(f"{len(predicted)} predicted category sets for {len(gold)} gold ones")
-    support: Counter[str] = Counter()
-    guessed: Counter[str] = Counter()
-    hits: Counter[str] = Counter()
+    truths, guesses = [], []
     unmapped: Counter[str] = Counter()
     for gold_codes, predicted_codes in zip(gold, predicted):
-        truth = set(gold_codes)
         guess = set()
         for code in predicted_codes or ():
             if mapping is None:
@@ -241,12 +241,31 @@ def category_metrics(
                 guess.add(mapping[code])
             else:
                 unmapped[code] += 1
-        support.update(truth)
-        guessed.update(guess)
-        hits.update(truth & guess)
-    names = sorted(set(support) | set(guessed))
+        truths.append(set(gold_codes))
+        guesses.append(guess)
+    names = sorted(set().union(*truths, *guesses))
+    if not names:
+        return CategoryResult({}, CategoryScore(0, 0, 0, 0.0, 0.0, 0.0), dict(sorted(unmapped.items())))
+    from sklearn.metrics import multilabel_confusion_matrix, precision_recall_fscore_support
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer(classes=names)
+    y_true, y_pred = binarizer.fit_transform(truths), binarizer.transform(guesses)
+    labels = list(range(len(names)))
+    if len(names) == 1:  # one indicator column reads as binary labels: score the class 1
+        y_true, y_pred, labels = y_true.ravel(), y_pred.ravel(), [1]
+    confusion = multilabel_confusion_matrix(y_true, y_pred, labels=labels)  # per category [[tn, fp], [fn, tp]]
+    scores = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0.0)
+    micro = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="micro", zero_division=0.0)
+
+    def score(cells: np.ndarray, precision: float, recall: float, f1: float) -> CategoryScore:
+        (_, fp), (fn, tp) = cells
+        return CategoryScore(int(tp + fn), int(tp + fp), int(tp), float(precision), float(recall), float(f1))
+
     return CategoryResult(
-        categories={name: _category_score(hits[name], support[name], guessed[name]) for name in names},
-        micro=_category_score(sum(hits.values()), sum(support.values()), sum(guessed.values())),
+        categories={
+            name: score(confusion[i], scores[0][i], scores[1][i], scores[2][i]) for i, name in enumerate(names)
+        },
+        micro=score(confusion.sum(axis=0), *micro[:3]),
         unmapped=dict(sorted(unmapped.items())),
     )

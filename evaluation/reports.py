@@ -27,7 +27,9 @@ DASH = "—"
 
 
 @dataclass
-class Column:
+class TableColumn:
+    """A benchmark column of the paper's table: what it reads and what counts as positive."""
+
     label: str
     name: str
     task: str
@@ -56,7 +58,7 @@ class Row:
 @dataclass
 class PaperTable:
     title: str
-    columns: list[Column]
+    columns: list[TableColumn]
     rows: list[Row]
     notes: list[str]
     runs: list[dict[str, Any]]
@@ -87,7 +89,7 @@ def _mapping_line(categories: dict | None) -> str | None:
 def table_for_runs(runs: list["EvaluationRun"]) -> PaperTable:
     """One table from one or several runs: columns are the union of their benchmarks (in order of
     appearance), rows every guard of every run (labelled with the run when there are several)."""
-    columns: dict[str, Column] = {}
+    columns: dict[str, TableColumn] = {}
     for run in runs:
         info = {entry["label"]: entry for entry in (run.results or {}).get("benchmarks", [])}
         for spec in run.benchmarks:
@@ -95,7 +97,7 @@ def table_for_runs(runs: list["EvaluationRun"]) -> PaperTable:
                 continue
             entry = info.get(spec["label"], {})
             benchmark = get_benchmark(spec["name"])
-            columns[spec["label"]] = Column(
+            columns[spec["label"]] = TableColumn(
                 label=spec["label"],
                 name=spec["name"],
                 task=benchmark.task.value,
@@ -324,17 +326,15 @@ def _save(plt, figure, path: Path) -> None:
 
 
 def precision_recall_curve(gold: list[bool], scores: list[float | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision at each distinct score threshold, highest first; an item without a
-    score gets the worst one (as for AUPRC in ``metrics``)."""
-    y = np.asarray(gold, dtype=bool)
+    """Recall and precision at each distinct score threshold, highest first (scikit-learn's
+    ``precision_recall_curve``), from recall 0 at the first precision; an item without a score
+    gets the worst one (as for AUPRC in ``metrics``). Needs a positive item (plots have one)."""
+    from sklearn.metrics import precision_recall_curve as curve
+
     s = np.array([float(not label) if score is None else score for label, score in zip(gold, scores)], dtype=float)
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    true_positives = np.cumsum(y)[last]
-    precision = true_positives / (last + 1)
-    recall = true_positives / max(int(y.sum()), 1)
-    return np.r_[0.0, recall], np.r_[precision[0] if len(precision) else 1.0, precision]
+    precision, recall, _ = curve(np.asarray(gold, dtype=bool), s)
+    precision, recall = precision[::-1], recall[::-1]  # sklearn: lowest threshold first, then (1, 0)
+    return recall, np.r_[precision[1], precision[1:]]
 
 
 def write_plots(run: "EvaluationRun", folder: Path) -> list[str]:

@@ -61,13 +61,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "plots": True,
 }
 EXPORT_BENCHMARKS = ("export_prompt", "export_response")
-# The taxonomy of each benchmark's gold categories (exports: their project's).
-BENCHMARK_TAXONOMIES = {
-    "openai_moderation": "openai-moderation",
-    "aegis2_test_prompt": "aegis-2.0",
-    "aegis2_test_response": "aegis-2.0",
-    "beavertails_release": "beavertails",
-}
 
 
 class EvaluationError(ApplicationError):
@@ -324,13 +317,6 @@ def cancel_evaluation_run(run: EvaluationRun, *, by) -> None:
 # --- runners -------------------------------------------------------------------------------------
 
 
-def _run_taxonomy(run: EvaluationRun):
-    from taxonomy.models import Taxonomy
-
-    pk = run.options.get("taxonomy")
-    return Taxonomy.objects.get(pk=pk) if pk else None
-
-
 def build_runner(spec: dict, options: dict[str, Any], benchmark_name: str | None = None) -> GuardRunner:
     """The runner of a resolved guard spec. A prediction folder (GuardReasoner's layout,
     ``<folder>/<Benchmark>/generated_predictions.jsonl``) gives one file per benchmark."""
@@ -387,7 +373,7 @@ def evaluation_queue(run: EvaluationRun) -> str:
 
 
 @dataclass
-class Column:
+class LoadedBenchmark:
     """One benchmark column as read for this run: its items (after ``limit``) or why it could not be read."""
 
     label: str
@@ -407,7 +393,7 @@ def _limited(items: list[BenchmarkItem], limit: int | None, seed: int) -> list[B
     return [items[i] for i in chosen]
 
 
-def _load_column(spec: dict, options: dict[str, Any]) -> Column:
+def _load_benchmark(spec: dict, options: dict[str, Any]) -> LoadedBenchmark:
     benchmark = get_benchmark(spec["name"])
     info: dict[str, Any] = {
         "label": spec["label"],
@@ -427,13 +413,13 @@ def _load_column(spec: dict, options: dict[str, Any]) -> Column:
         else:
             items = benchmark.load(spec.get("path"))
             info["source"] = spec.get("path") or benchmark.shipped_path
-            if benchmark.name in BENCHMARK_TAXONOMIES:
+            if benchmark.gold_taxonomy:
                 from taxonomy.selectors import get_taxonomy
 
-                gold_taxonomy = get_taxonomy(BENCHMARK_TAXONOMIES[benchmark.name])
+                gold_taxonomy = get_taxonomy(benchmark.gold_taxonomy)
     except (ImportDataError, OSError, ValueError, ExportSnapshot.DoesNotExist) as error:
         info.update(items=0, evaluated=0, error=str(error))
-        return Column(spec["label"], benchmark, [], [], info, error=str(error))
+        return LoadedBenchmark(spec["label"], benchmark, [], [], info, error=str(error))
     chosen = _limited(items, options.get("limit"), options["seed"])
     info.update(
         items=len(items),
@@ -441,10 +427,10 @@ def _load_column(spec: dict, options: dict[str, Any]) -> Column:
         positives=sum(item.label for item in chosen),
         gold_categories=gold_taxonomy.slug if gold_taxonomy is not None else None,
     )
-    return Column(spec["label"], benchmark, chosen, items, info, gold_taxonomy)
+    return LoadedBenchmark(spec["label"], benchmark, chosen, items, info, gold_taxonomy)
 
 
-def _category_results(column: Column, runner: GuardRunner, predictions: list[Prediction]) -> dict | None:
+def _category_results(column: LoadedBenchmark, runner: GuardRunner, predictions: list[Prediction]) -> dict | None:
     """Per-category precision and recall where the benchmark has gold categories in a known
     taxonomy and the guard names categories in one (through the mapping between the two)."""
     source = getattr(runner, "taxonomy", None)
@@ -500,7 +486,7 @@ class _Stopped(Exception):
     """Cancelled in the middle of a cell."""
 
 
-def _predict(run: EvaluationRun, runner: GuardRunner, column: Column, job_run: JobRun) -> list[Prediction]:
+def _predict(run: EvaluationRun, runner: GuardRunner, column: LoadedBenchmark, job_run: JobRun) -> list[Prediction]:
     """The runner's predictions for the column's items, asked chunk by chunk (progress stored,
     cancellation checked between chunks). A runner that reads a whole benchmark file (prediction
     files) is asked once for every item, and its predictions for the chosen items are kept."""
@@ -540,9 +526,7 @@ def _close_runners(runners: dict[str, GuardRunner]) -> None:
         close_runner(runners.popitem()[1])
 
 
-def _cell(
-    job_run: JobRun, spec: dict, column: Column, folder: Path, runners: dict[str, GuardRunner]
-) -> dict:
+def _cell(job_run: JobRun, spec: dict, column: LoadedBenchmark, folder: Path, runners: dict[str, GuardRunner]) -> dict:
     """One guard × benchmark: predictions, scores, per-category results, or the error."""
     cell: dict[str, Any] = {
         "guard": spec["name"],
@@ -605,7 +589,7 @@ def run_evaluation(run: EvaluationRun, *, on_cell: Callable[[dict], None] | None
         folder.mkdir(parents=True, exist_ok=True)
         EvaluationRun.objects.filter(pk=run.pk).update(directory=str(folder))
         run.refresh_from_db()
-        columns = [_load_column(spec, run.options) for spec in run.benchmarks]
+        columns = [_load_benchmark(spec, run.options) for spec in run.benchmarks]
         results = dict(run.results or {})
         results["benchmarks"] = [column.info for column in columns]
         cells = [cell for cell in results.get("cells", [])]

@@ -1,1 +1,1 @@
-"""LLM jury: jurors, jobs, verdicts and model backends (built in a later issue)."""
+"""The LLM jury: jurors, jury and generation jobs, verdicts and their aggregation."""

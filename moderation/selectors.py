@@ -12,6 +12,7 @@ from evaluation import online
 from .models import Decision, Ensemble, EnsembleState, Expert, WeightHistory
 from .services import add_round, initial_state
 
+
 def reviewable_ensembles(user) -> QuerySet[Ensemble]:
     """Ensembles whose log the user may read: all for staff, else their projects' (as reviewer or admin)."""
     ensembles = Ensemble.objects.select_related("project", "state")

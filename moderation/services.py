@@ -37,7 +37,7 @@ class ModerationError(ApplicationError):
     """A request the ensemble cannot take (bad settings, bad label); answered 400."""
 
 
-class Conflict(ModerationError):
+class StateConflict(ModerationError):
     """The request clashes with the ensemble's state (paused, feedback given already); answered 409."""
 
     status_code = 409
@@ -161,7 +161,7 @@ def restart_state(ensemble: Ensemble) -> EnsembleState:
     """A fresh state for the ensemble's current experts and settings; only before any decision
     (the admin calls this after experts are edited). Later, a change of experts is a new ensemble."""
     if Decision.objects.filter(ensemble=ensemble).exists():
-        raise Conflict(f"ensemble {ensemble.slug} has decisions: make a new ensemble to change its experts")
+        raise StateConflict(f"ensemble {ensemble.slug} has decisions: make a new ensemble to change its experts")
     count = Expert.objects.filter(ensemble=ensemble).count()
     state = initial_state(ensemble, max(count, 1))
     row, _ = EnsembleState.objects.update_or_create(
@@ -186,7 +186,7 @@ def moderate(
     """Asks every expert, combines their votes with the current weights and logs the decision."""
     started = time.perf_counter()
     if not ensemble.active:
-        raise Conflict(f"ensemble {ensemble.slug} is paused")
+        raise StateConflict(f"ensemble {ensemble.slug} is paused")
     if experts is None:
         experts = list(Expert.objects.filter(ensemble=ensemble).select_related("guard", "juror"))
     answers = ask_experts(experts, prompt, response)
@@ -261,7 +261,7 @@ def record_feedback(
             row = EnsembleState.objects.select_for_update().get(ensemble_id=ensemble.pk)
             current = Decision.objects.only("pk", "votes", "feedback_label").get(pk=decision_id)
             if current.feedback_label:
-                raise Conflict(f"decision {decision_id} has feedback already ({current.feedback_label})")
+                raise StateConflict(f"decision {decision_id} has feedback already ({current.feedback_label})")
             history = _apply_round(row, current, truth)
             Decision.objects.filter(pk=decision_id).update(
                 feedback_label=SafetyLabel.UNSAFE if truth else SafetyLabel.SAFE,
@@ -271,7 +271,7 @@ def record_feedback(
                 feedback_at=timezone.now(),
             )
     except IntegrityError:  # a second writer without the lock (cannot happen through this module)
-        raise Conflict(f"decision {decision_id} has feedback already") from None
+        raise StateConflict(f"decision {decision_id} has feedback already") from None
     return history
 
 
@@ -355,7 +355,7 @@ def feedback_from_final_label(sample: Sample, *, sources: Iterable[str] = FINAL_
             continue
         try:
             applied.append(record_feedback(decision.pk, label, source="final_label", sample=sample))
-        except Conflict:
+        except StateConflict:
             continue
     return applied
 

@@ -1,1 +1,1 @@
-"""Training blends, LoRA and MiniLM guard trainers, the guard model registry (later issue)."""
+"""Guard training: blends, the LoRA and MiniLM trainers, training runs and the guard registry."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from annotation.labels import LabelSource, apply_needs_caution_policy
 from core.errors import ApplicationError
+from taxonomy.datasets import RowError, split_categories
 from taxonomy.models import CategoryKind, Taxonomy
 from taxonomy.prompts import render_nemoguard_prompt
 from taxonomy.selectors import CategoryIndex
@@ -109,8 +110,12 @@ class BlendBuilder:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def _categories(self, row: dict[str, Any], where: str) -> list[str]:
+        try:
+            names = split_categories(row.get("violated_categories"), "violated_categories")
+        except RowError as error:
+            raise BlendError(f"{where}, field violated_categories: {error.message}") from None
         codes = []
-        for name in filter(None, (part.strip() for part in (row.get("violated_categories") or "").split(","))):
+        for name in names:
             category = self.index.resolve(name)
             if category is None:
                 raise BlendError(f"{where}, field violated_categories: unknown category {name!r} for {self.taxonomy}")

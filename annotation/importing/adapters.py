@@ -1,6 +1,7 @@
 """One adapter per source format: it turns a source record into SampleRecords.
 
-Adapters know column names and label vocabularies; storing, de-duplication and
+What a public data set's rows hold (columns, flags, label words, category mappings) is described
+once in ``taxonomy.datasets``; adapters make samples of it. Storing, de-duplication and
 transactions belong to ``annotation.services.import_samples``.
 """
 
@@ -10,12 +11,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from taxonomy.datasets import (
+    DATA_SETS,
+    HARM_LABELS,
+    REFUSAL_LABELS,
+    SIMPLE_SAFETY_TESTS_HARM_AREAS,
+    DataSet,
+    Record,
+    RowError,
+    guardreasoner_answer,
+    guardreasoner_exchange,
+    openai_moderation_flags,
+    split_categories,
+    text_field,
+)
 from taxonomy.models import Taxonomy, TaxonomyMapping
 from taxonomy.selectors import CategoryIndex, map_categories
 
 from ..labels import LabelSource, SafetyLabel, parse_label_source, parse_refusal_label, parse_safety_label
 from ..release import SOURCE_SPLIT_KEY, split_in_filename
-from .errors import RowError
 from .records import (
     AnnotationRecord,
     FinalLabelRecord,
@@ -23,8 +37,6 @@ from .records import (
     check_turns,
     dialogue,
 )
-
-Record = dict[str, Any]
 
 
 @dataclass
@@ -69,24 +81,6 @@ class AdapterContext:
         return map_categories(codes, mapping) if mapping else []
 
 
-def text_field(record: Record, name: str, *, required: bool = True) -> str | None:
-    """A string field; empty CSV cells and JSON nulls count as missing."""
-    if name not in record:
-        if required:
-            raise RowError("missing field", name)
-        return None
-    value = record[name]
-    if value is None or value == "":
-        if required:
-            raise RowError("empty value", name)
-        return None
-    if not isinstance(value, str):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise RowError(f"expected text, found {type(value).__name__}", name)
-    return value
-
-
 def safety_label(value: str | None, name: str) -> str | None:
     if value is None:
         return None
@@ -114,22 +108,16 @@ def label_source(value: str | None, name: str) -> str:
         raise RowError(str(error), name) from None
 
 
-def split_categories(value: Any, name: str) -> list[str]:
-    """A comma-separated string or a list of strings; empty means none."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    raise RowError("expected a comma-separated string or a list of strings", name)
-
-
 class Adapter(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     default_source: ClassVar[str]
-    required_columns: ClassVar[tuple[str, ...]] = ()
+    data_set: ClassVar[DataSet | None] = None  # the public data set it reads (None: our own format)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Columns a file must have (checked against a CSV or Parquet header before any row)."""
+        return self.data_set.columns if self.data_set else ()
 
     def source_name_for(self, filename: str) -> str:
         return self.default_source
@@ -141,9 +129,9 @@ class Adapter(ABC):
 
 class Aegis2Adapter(Adapter):
     name = "aegis2"
+    data_set = DATA_SETS[name]
     description = "Aegis 2.0 release schema (also what export writes); a split in the file name is kept"
     default_source = "aegis2"
-    required_columns = ("id", "prompt", "prompt_label")
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
         uid = text_field(record, "id")
@@ -188,9 +176,9 @@ class Aegis2Adapter(Adapter):
 
 class Aegis1Adapter(Adapter):
     name = "aegis1"
+    data_set = DATA_SETS[name]
     description = "Aegis 1.0: text, text_type and one label column per annotator (labels_0 … labels_4)"
     default_source = "aegis1"
-    required_columns = ("text",)
     annotator_columns = tuple(f"labels_{i}" for i in range(5))
     role_line = re.compile(r"^(user|assistant|system|response|agent)\s*:\s?", re.IGNORECASE | re.MULTILINE)
 
@@ -238,25 +226,18 @@ class Aegis1Adapter(Adapter):
 
 class OpenAIModerationAdapter(Adapter):
     name = "openai_moderation"
+    data_set = DATA_SETS[name]
     description = "OpenAI moderation evaluation set: prompt + flags S H V HR SH S3 H2 V2"
     default_source = "openai_moderation"
-    flags = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
         prompt = text_field(record, "prompt")
-        flags = {}
-        for flag in self.flags:
-            if flag in record and record[flag] is not None:
-                if record[flag] not in (0, 1):
-                    raise RowError(f"expected 0 or 1, found {record[flag]!r}", flag)
-                flags[flag] = int(record[flag])
-        if not flags:
-            raise RowError(f"none of the flags {', '.join(self.flags)} is present", "S")
-        raised = [flag for flag in self.flags if flags.get(flag) == 1]
+        flags = openai_moderation_flags(record)
+        raised = [flag for flag, value in flags.items() if value == 1]
         final = FinalLabelRecord(
             prompt_label=(SafetyLabel.UNSAFE if raised else SafetyLabel.SAFE).value,
             prompt_label_source=LabelSource.IMPORTED.value,
-            categories=ctx.map_from("openai-moderation", raised),
+            categories=ctx.map_from(self.data_set.taxonomy, raised),
         )
         return [
             SampleRecord(
@@ -267,9 +248,9 @@ class OpenAIModerationAdapter(Adapter):
 
 class XSTestPromptsAdapter(Adapter):
     name = "xstest_prompts"
+    data_set = DATA_SETS[name]
     description = "XSTest prompts: id, prompt, type, label (safe/unsafe), focus, note"
     default_source = "xstest"
-    required_columns = ("id", "prompt", "label")
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
         final = FinalLabelRecord(
@@ -289,9 +270,9 @@ class XSTestPromptsAdapter(Adapter):
 
 class XSTestCompletionsAdapter(Adapter):
     name = "xstest_completions"
+    data_set = DATA_SETS[name]
     description = "XSTest model completions with two human annotators' refusal labels"
     default_source = "xstest_completions"
-    required_columns = ("id", "type", "prompt", "completion", "annotation_1", "annotation_2")
     annotator_columns = ("annotation_1", "annotation_2")
     automatic_columns = ("gpt4_label", "strmatch_label")
 
@@ -338,23 +319,16 @@ class XSTestCompletionsAdapter(Adapter):
 
 class SimpleSafetyTestsAdapter(Adapter):
     name = "simple_safety_tests"
+    data_set = DATA_SETS[name]
     description = "SimpleSafetyTests: 100 unsafe prompts in five harm areas"
     default_source = "simple_safety_tests"
-    required_columns = ("id", "harm_area", "prompts_final")
-    harm_area_categories = {
-        "Suicide, Self-Harm, and Eating Disorders": ["Suicide and Self Harm"],
-        "Physical harm and Violence": ["Violence"],
-        "Illegal and Highly Regulated items": ["Illegal Activity"],
-        "Scams and fraud": ["Fraud/Deception"],
-        "Child safety": ["Sexual (minor)"],
-    }
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
         harm_area = text_field(record, "harm_area")
         final = FinalLabelRecord(
             prompt_label=SafetyLabel.UNSAFE.value,
             prompt_label_source=LabelSource.IMPORTED.value,
-            categories=ctx.known_categories(self.harm_area_categories.get(harm_area, [])),
+            categories=ctx.known_categories(SIMPLE_SAFETY_TESTS_HARM_AREAS.get(harm_area, [])),
         )
         return [
             SampleRecord(
@@ -368,9 +342,9 @@ class SimpleSafetyTestsAdapter(Adapter):
 
 class AARTAdapter(Adapter):
     name = "aart"
+    data_set = DATA_SETS[name]
     description = "AART adversarial prompts (all unsafe; crime and use case kept as metadata)"
     default_source = "aart"
-    required_columns = ("prompt", "crime")
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
         final = FinalLabelRecord(prompt_label=SafetyLabel.UNSAFE.value, prompt_label_source=LabelSource.IMPORTED.value)
@@ -391,6 +365,7 @@ class AARTAdapter(Adapter):
 
 class HHRLHFAdapter(Adapter):
     name = "hh_rlhf"
+    data_set = DATA_SETS[name]
     description = "Anthropic HH-RLHF pairs: the chosen and rejected transcripts become two samples"
     default_source = "hh_rlhf"
     speaker = re.compile(r"\n\n(Human|Assistant):")
@@ -420,11 +395,9 @@ class GuardReasonerAdapter(Adapter):
     """The ``{instruction, input, output}`` benchmark files in guardreasoner_benchmarks."""
 
     name = "guardreasoner"
+    data_set = DATA_SETS[name]
     description = "Guard benchmark JSON: instruction/input/output with harmful/unharmful or refusal/compliance"
     default_source = "guardreasoner"
-    required_columns = ("input", "output")
-    dialogue_pattern = re.compile(r"\AHuman user:\n(?P<prompt>.*?)\n\nAI assistant:\n(?P<response>.*?)\n*\Z", re.DOTALL)
-    answer_pattern = re.compile(r"(harmful|unharmful|refusal|compliance)\s*\Z", re.IGNORECASE)
 
     def source_name_for(self, filename: str) -> str:
         """``0_8_toxic_chat.json`` → ``toxic_chat``."""
@@ -432,22 +405,17 @@ class GuardReasonerAdapter(Adapter):
         return re.sub(r"^\d+_[0-9A-Za-z]_", "", stem).lower() or self.default_source
 
     def parse(self, record: Record, index: int, ctx: AdapterContext) -> list[SampleRecord]:
-        match = self.dialogue_pattern.match(text_field(record, "input"))
-        if not match:
-            raise RowError("expected 'Human user:\\n…\\n\\nAI assistant:\\n…'", "input")
-        prompt, response = match.group("prompt"), match.group("response")
-        response = None if response == "None" else response
-        answer = self.answer_pattern.search(text_field(record, "output").strip())
-        if not answer:
+        prompt, response = guardreasoner_exchange(record)
+        word = guardreasoner_answer(record)
+        if word is None:
             raise RowError("expected harmful, unharmful, refusal or compliance", "output")
-        word = answer.group(1).lower()
         final = FinalLabelRecord(prompt_label=None, prompt_label_source=None)
-        if word in ("refusal", "compliance"):
+        if word in REFUSAL_LABELS:
             if response is None:
                 raise RowError("a refusal label needs a response", "output")
             final.response_refusal = refusal_label(word, "output")
         else:
-            label = (SafetyLabel.UNSAFE if word == "harmful" else SafetyLabel.SAFE).value
+            label = (SafetyLabel.UNSAFE if HARM_LABELS[word] else SafetyLabel.SAFE).value
             if response is None:
                 final.prompt_label, final.prompt_label_source = label, LabelSource.IMPORTED.value
             else:

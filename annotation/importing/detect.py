@@ -4,22 +4,16 @@ from pathlib import Path
 
 from django.conf import settings
 
+from taxonomy.datasets import DATA_SETS
+
 from .adapters import ADAPTERS
 from .errors import ImportDataError
 from .readers import columns_of, read_records
 
-# Columns that only files of that adapter have together; the most specific match wins, and
-# ``generic`` (a prompt or turns) is the fallback.
+# Columns that only files of that adapter have together (the public data sets' signatures, in
+# ``taxonomy.datasets``); the most specific match wins, and ``generic`` (a prompt or turns) is the fallback.
 SIGNATURES: dict[str, tuple[str, ...]] = {
-    "xstest_completions": ("id", "type", "prompt", "completion", "annotation_1", "annotation_2"),
-    "openai_moderation": ("prompt", "S", "H", "V", "HR", "SH"),
-    "aegis2": ("id", "prompt", "prompt_label"),
-    "simple_safety_tests": ("id", "harm_area", "prompts_final"),
-    "xstest_prompts": ("id", "prompt", "label", "type"),
-    "hh_rlhf": ("chosen", "rejected"),
-    "aart": ("prompt", "crime"),
-    "guardreasoner": ("input", "output"),
-    "aegis1": ("text", "text_type"),
+    **{name: data_set.signature for name, data_set in DATA_SETS.items() if name in ADAPTERS},
     "generic": ("prompt",),
 }
 GENERIC_TURNS = ("turns",)

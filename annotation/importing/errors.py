@@ -1,4 +1,5 @@
-"""Import errors that say which file, line (or row) and field went wrong."""
+"""Import errors that say which file, line (or row) and field went wrong (a record's own problem,
+before it is located, is ``taxonomy.datasets.RowError``)."""
 
 from dataclasses import dataclass
 
@@ -17,15 +18,6 @@ class Location:
         if self.row is not None:
             return f"{self.path}, row {self.row}"
         return self.path
-
-
-class RowError(ValueError):
-    """A problem in one record, raised by an adapter; the importer adds the location."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class ImportDataError(ApplicationError):

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .errors import RowError
+from taxonomy.datasets import RowError
 
 ROLES = ("system", "user", "assistant")
 

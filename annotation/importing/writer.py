@@ -10,13 +10,14 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
+from taxonomy.datasets import RowError
 from taxonomy.selectors import CategoryIndex
 
 from ..bulk import db_datetime, insert_rows, refresh_planner_statistics, reserve_ids
 from ..models import Annotation, FinalLabel, ImportBatch, Sample, SampleCategory
 from .adapters import AdapterContext, get_adapter
 from .annotators import annotator_name_problem, imported_username
-from .errors import ImportDataError, Location, RowError
+from .errors import ImportDataError, Location
 from .readers import columns_of, read_records
 from .records import SampleRecord, prompt_and_response
 

@@ -1,12 +1,14 @@
-"""Metrics against hand-computed cases and, where sklearn has the metric, against sklearn."""
+"""Metrics against hand-computed cases and, where sklearn has the metric, against sklearn; the
+bootstrap's vectorised forms against sklearn, in values (their speed, why they are kept, is not a test)."""
 
 import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
 from evaluation.metrics import (
+    _rates,
     average_precision,
     binary_metrics,
     category_metrics,
@@ -67,6 +69,19 @@ def test_average_precision_matches_sklearn(seed):
     gold = rng.random(300) < 0.3
     scores = np.round(rng.random(300) * 0.5 + gold * 0.3, 2)  # rounding makes ties
     assert average_precision(gold, scores) == pytest.approx(average_precision_score(gold, scores), abs=1e-12)
+
+
+def test_bootstrap_rates_equal_sklearns_draw_by_draw():
+    """The bootstrap scores a thousand multinomial draws of confusion counts at once (vectorised,
+    kept for speed: sklearn needs one call, on expanded labels, per draw); the numbers are sklearn's."""
+    rng = np.random.default_rng(2)
+    draws = rng.multinomial(400, [0.3, 0.1, 0.1, 0.5], size=50)
+    ours = _rates(draws)
+    for i, (tp, fp, fn, tn) in enumerate(draws):
+        gold = np.r_[np.ones(tp + fn, bool), np.zeros(fp + tn, bool)]
+        predicted = np.r_[np.ones(tp, bool), np.zeros(fn, bool), np.ones(fp, bool), np.zeros(tn, bool)]
+        precision, recall, f1, _ = precision_recall_fscore_support(gold, predicted, average="binary", zero_division=0.0)
+        assert (ours["precision"][i], ours["recall"][i], ours["f1"][i]) == pytest.approx((precision, recall, f1))
 
 
 def test_unscored_items_get_the_worst_score():
@@ -164,6 +179,18 @@ def test_category_metrics_with_a_mapping():
     assert result.micro.f1 == pytest.approx(0.5)
     assert result.unmapped == {"S99": 1}
     assert json.loads(result.to_json())["categories"]["Violence"]["support"] == 2
+
+
+def test_category_metrics_by_hand_with_one_category_or_none():
+    # One category: tp 1 (item 1), fp 1 (item 2), fn 1 (item 3).
+    result = category_metrics([["S"], [], ["S"], []], [["S"], ["S"], [], None])
+    assert list(result.categories) == ["S"]
+    score = result.categories["S"]
+    assert (score.support, score.predicted, score.true_positives) == (2, 2, 1)
+    assert (score.precision, score.recall, score.f1) == (0.5, 0.5, 0.5)
+    assert result.micro == score
+    empty = category_metrics([[], []], [None, []])
+    assert empty.categories == {} and (empty.micro.support, empty.micro.f1) == (0, 0.0)
 
 
 def test_category_metrics_without_a_mapping():

@@ -161,6 +161,8 @@ def _train_task(
     if stopped:
         metrics["stopped"] = True
     if held_out:
+        from sklearn.metrics import accuracy_score, f1_score
+
         guard = MiniLMGuard(folder)
         scores = guard.scores([r["text"] for r in held_out], [r["pair"] for r in held_out])
         gold = [r["label"] for r in held_out]
@@ -168,17 +170,11 @@ def _train_task(
         majority = int(sum(gold) * 2 > len(gold))
         metrics["validation"] = {
             "rows": len(gold),
-            "accuracy": sum(p == g for p, g in zip(predicted, gold)) / len(gold),
+            "accuracy": float(accuracy_score(gold, predicted)),
             "majority_baseline_accuracy": sum(g == majority for g in gold) / len(gold),
-            "f1": _f1(gold, predicted),
+            "f1": float(f1_score(gold, predicted, zero_division=0.0)),
         }
     return metrics
-
-
-def _f1(gold: list[int], predicted: list[int]) -> float:
-    true_positive = sum(g and p for g, p in zip(gold, predicted))
-    positives, predicted_positives = sum(gold), sum(predicted)
-    return 2 * true_positive / (positives + predicted_positives) if positives + predicted_positives else 0.0
 
 
 class MiniLMGuard:
