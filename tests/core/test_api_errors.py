@@ -9,7 +9,7 @@ from annotation.labels import LabelError
 from core.errors import ApplicationError
 from evaluation.services import EvaluationError
 from jury.services import JuryError
-from moderation.services import Conflict, ModerationError
+from moderation.services import ModerationError, StateConflict
 from taxonomy.services import TaxonomyError
 
 
@@ -32,7 +32,7 @@ def test_an_application_error_is_a_400_with_its_message_as_detail(kind):
 
 
 def test_a_conflict_is_a_409():
-    response = answer(Conflict("the ensemble is paused"))
+    response = answer(StateConflict("the ensemble is paused"))
     assert (response.status_code, response.data) == (409, {"detail": "the ensemble is paused"})
 
 
