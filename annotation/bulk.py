@@ -50,12 +50,17 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
             cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({markers})', list(rows))
 
 
-def refresh_planner_statistics(model: type[Model]) -> None:
-    """ANALYZE on PostgreSQL, so lookups inside a long import keep using the indexes.
+def prefer_indexes() -> None:
+    """Inside a bulk write's transaction on PostgreSQL: lookups go through the indexes although the
+    planner's statistics, blind to the transaction's own rows, still call the table small."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
 
-    Rows written earlier in the same transaction are invisible to autovacuum; without this
-    the planner believes the table is still small and scans it for every chunk.
-    """
+
+def refresh_planner_statistics(model: type[Model]) -> None:
+    """ANALYZE on PostgreSQL, so that the planner knows how many rows a bulk write added (autovacuum
+    notices them only a minute or so later; rows of the current transaction it never sees)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f'ANALYZE "{model._meta.db_table}"')

@@ -64,7 +64,8 @@ class ImportBatch(Job):
 class Sample(models.Model):
     """A dialogue to label: ordered turns, plus the prompt and response that guards classify."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
+    # No index of its own: the unique (project, uid) index serves every lookup by project.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples", db_index=False)
     uid = models.CharField(max_length=255, help_text="Public id, unique in the project; the export's id.")
     turns = models.JSONField(help_text='[{"role": "user"|"assistant"|"system", "content": "..."}]')
     prompt = models.TextField()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from .errors import ImportDataError, Location
 
 Record = dict[str, Any]
@@ -181,6 +183,10 @@ def _check_values(value: Any, location: Location, limits: ReadLimits) -> None:
 
 
 def _loads(text: str, location: Location) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass  # the standard parser decides (it also takes NaN and lone surrogates) and words the error
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from taxonomy.datasets import RowError
 from taxonomy.selectors import CategoryIndex
 
-from ..bulk import db_datetime, insert_rows, refresh_planner_statistics, reserve_ids
+from ..bulk import db_datetime, insert_rows, prefer_indexes, reserve_ids
 from ..models import Annotation, FinalLabel, ImportBatch, Sample, SampleCategory
 from .adapters import AdapterContext, get_adapter
 from .annotators import annotator_name_problem, imported_username
@@ -42,6 +42,7 @@ def import_rows(
                 Location(batch.filename, line=1),
                 missing[0],
             )
+    prefer_indexes()
     ctx = AdapterContext(categories=CategoryIndex.for_taxonomy(project.taxonomy), filename=batch.filename)
     writer = _BatchWriter(batch, map_annotators=map_annotators)
     pending: list[tuple[Location, SampleRecord]] = []
@@ -123,7 +124,6 @@ class _BatchWriter:
         self.project = batch.project
         self.rows_read = self.created = self.duplicates = self.existing = 0
         self.annotator_ids: dict[str, int] = {}
-        self.analyze_at = 10_000
 
     def uid_for(self, record: SampleRecord) -> str:
         return record.uid or f"{self.batch.source_name}-{record.source_id}"
@@ -250,9 +250,6 @@ class _BatchWriter:
         insert_rows(Annotation, ANNOTATION_COLUMNS, annotations)
         insert_rows(SampleCategory, ("sample", "code"), sorted(known))
         self.created += len(new)
-        if self.created >= self.analyze_at:
-            refresh_planner_statistics(Sample)
-            self.analyze_at = self.created * 2
 
     def _annotator_id(self, name: str) -> int:
         """The inactive account ``imported:<name>``; with ``map_annotators``, an existing user of that name."""

@@ -10,11 +10,12 @@ from django.db import IntegrityError, transaction
 from core.jobs import CONNECTION_LOST, JobCancelled, JobRun, cancel_job
 from core.models import JobStatus
 
+from ..bulk import refresh_planner_statistics
 from ..importing.adapters import get_adapter
 from ..importing.errors import ImportDataError
 from ..importing.progress import clear_progress, record_progress
 from ..importing.writer import import_rows
-from ..models import ImportBatch, Project
+from ..models import ImportBatch, Project, Sample
 from ..search_index import defer_search_documents, index_pending_samples
 
 
@@ -116,6 +117,7 @@ def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False)
     if batch.status == JobStatus.SUCCEEDED:
         # After the commit, so the samples are queryable first; a kill here leaves rows that the
         # search reads on the fly and the next import of the project indexes.
+        refresh_planner_statistics(Sample)
         index_pending_samples(batch.project_id)
     return batch
 

@@ -65,13 +65,3 @@ def test_changing_a_text_recomputes_its_document(project):
     Sample.objects.filter(pk=sample.pk).update(response="about daffodils")
     assert "daffodil" in documents(project)["s"]
     assert uids(project, "daffodils") == ["s"]
-
-
-def test_the_search_uses_the_index_for_indexed_rows(project):
-    from annotation.search_index import MATCH_SQL
-
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(f"EXPLAIN SELECT id FROM annotation_sample WHERE {MATCH_SQL}", ["bread", "bread"])
-        plan = " ".join(row[0] for row in cursor.fetchall())
-    assert "sample_fulltext" in plan and "sample_search_pending" in plan
