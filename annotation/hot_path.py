@@ -25,18 +25,26 @@ NOT_FINAL = "(f.prompt_label_source IS NULL OR f.prompt_label_source NOT IN ({})
 HOLDS_SLOT = f"(a.status = '{SUBMITTED}' OR (a.status = '{LEASED}' AND a.lease_expires_at > %(now)s))"
 
 # Open items of the project's active batches this annotator has neither submitted nor skipped,
-# counted up to a bound (so that a pull stays fast on a queue of millions).
-REMAINING = f"""
-SELECT COUNT(*) FROM (
-    SELECT 1 FROM annotation_queueitem q
+# counted up to a bound (so that a pull stays fast on a queue of millions): the open items, read
+# in index order up to the bound plus the annotator's own finished ones among them, minus those
+# (an assignment names one item, so none is subtracted twice). The same number as an anti-join
+# per open item, at a fraction of the database's work (no lookup per item).
+OWN_FINISHED_OPEN = f"""
+    SELECT COUNT(*) FROM annotation_assignment a
+    JOIN annotation_queueitem q ON q.id = a.item_id
     JOIN annotation_assignmentbatch b ON b.id = q.batch_id
-    WHERE b.project_id = %(project)s AND b.active AND NOT q.done
-      AND NOT EXISTS (
-          SELECT 1 FROM annotation_assignment a
-          WHERE a.item_id = q.id AND a.annotator_id = %(user)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
-      )
-    LIMIT %(bound)s
-) AS open_items
+    WHERE a.annotator_id = %(user)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
+      AND b.project_id = %(project)s AND b.active AND NOT q.done
+"""
+REMAINING = f"""
+SELECT (
+    SELECT COUNT(*) FROM (
+        SELECT 1 FROM annotation_queueitem q
+        JOIN annotation_assignmentbatch b ON b.id = q.batch_id
+        WHERE b.project_id = %(project)s AND b.active AND NOT q.done
+        LIMIT %(bound)s + ({OWN_FINISHED_OPEN})
+    ) AS open_items
+) - ({OWN_FINISHED_OPEN})
 """
 
 # The annotator's membership with its project, their unexpired lease on a sample not final (if
