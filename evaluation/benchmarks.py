@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import models
 
 from annotation.exporting import EXPORT_FORMATS
 from annotation.importing.adapters import GuardReasonerAdapter, text_field
 from annotation.importing.errors import ImportDataError, Location, RowError
 from annotation.importing.readers import Record, read_records
+from guards.items import Conversation, Task
 
 MAX_FIELD_BYTES = 16 * 1024 * 1024
 OPENAI_MODERATION_FLAGS = ("S", "H", "V", "HR", "SH", "S3", "H2", "V2")
@@ -33,26 +33,14 @@ REFUSAL = {"refusal": True, "compliance": False}
 UNSAFE = {"unsafe": True, "safe": False}
 
 
-class Task(models.TextChoices):
-    PROMPT_HARM = "prompt_harm", "Prompt harmfulness"
-    RESPONSE_HARM = "response_harm", "Response harmfulness"
-    REFUSAL = "refusal", "Response refusal"
-
-    @property
-    def positive_class(self) -> str:
-        return "refusal" if self == Task.REFUSAL else "harmful"
-
-
 @dataclass(frozen=True)
-class BenchmarkItem:
-    """One gold-labelled exchange; ``label`` is True for the positive class (harmful or refusal).
+class BenchmarkItem(Conversation):
+    """One gold-labelled exchange (a conversation a guard judges, with its gold label); ``label``
+    is True for the positive class (harmful or refusal).
 
     ``categories`` are the source's own hazard codes or names, where it has them.
     """
 
-    uid: str
-    prompt: str
-    response: str | None
     label: bool
     categories: tuple[str, ...] = ()
 

@@ -9,8 +9,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from annotation.models import Membership, ProjectRole
-from evaluation import online
 
+from . import online
 from .models import Decision, Ensemble, EnsembleState, Expert, WeightHistory
 from .services import add_round, initial_state
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from annotation.labels import LabelSource, apply_needs_caution_policy
+from guards.formats.nemoguard import render_nemoguard_prompt
 from taxonomy.models import CategoryKind, Taxonomy
-from taxonomy.prompts import render_nemoguard_prompt
 from taxonomy.selectors import CategoryIndex
 
 BLEND_SPLITS = ("train", "validation")

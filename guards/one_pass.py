@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from taxonomy.prompts import AnswerOpening
+    from guards.formats.base import AnswerOpening
 
 CPU_BATCH_SIZE = 8
 MAX_BATCH_SIZE = 256
