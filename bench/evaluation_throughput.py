@@ -89,7 +89,7 @@ def main() -> None:
         from django.core.management import call_command
 
         from evaluation.benchmarks import shipped_benchmarks
-        from evaluation.runners import MiniLMRunner
+        from guards.runners.minilm import MiniLMRunner
 
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -12,7 +12,7 @@ project's ``train_lora`` (rank 16, every projection, bf16 on a GPU) for ``--step
 and then padded (length-grouped); tokens/s counts real tokens in steady state (after
 ``--warmup`` steps), the FLOP share takes 4 FLOP per parameter per real token (forward 2, the
 backward pass's input gradients 2; the frozen base needs no weight gradients) against
-``--peak-tflops``. Scoring reads the label in one forward pass (``jury.one_pass``, no category
+``--peak-tflops``. Scoring reads the label in one forward pass (``guards.one_pass``, no category
 generation: labels only) and, for comparison, generates the answer as the generation path does
 (batches of 8, up to 64 tokens): random weights never write EOS, so generation runs to its limit.
 Peak memory is torch's (GPU) or the process's RSS (CPU).
@@ -177,8 +177,8 @@ def bench_scoring(shape: str, folder: Path, device: str, args) -> list[dict]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from jury.one_pass import OnePassScorer
-    from taxonomy.prompts import NEMOGUARD_OPENING
+    from guards.formats.nemoguard import NEMOGUARD_OPENING
+    from guards.one_pass import OnePassScorer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"

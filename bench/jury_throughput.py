@@ -67,7 +67,8 @@ E2E = "vllm:e2e_request_latency_seconds"
 
 def server_seconds_for(url: str, model: str, prompts: list[str], concurrency: int, options: dict) -> float:
     """Wall time of these requests sent straight through the HTTP backend, no database: the server's."""
-    from jury.backends import BackendError, OpenAICompatibleBackend
+    from guards.backends.base import BackendError
+    from guards.backends.openai_compatible import OpenAICompatibleBackend
 
     backend = OpenAICompatibleBackend(url, model, concurrency=concurrency)
     try:
@@ -129,9 +130,9 @@ def main() -> None:
             from django.core.management import call_command
 
             from annotation.services import create_project, import_samples
+            from guards.formats.nemoguard import render_nemoguard_prompt
             from jury.models import Juror
             from jury.services import request_options, run_jury_job, start_jury_job
-            from taxonomy.prompts import render_nemoguard_prompt
 
             call_command("migrate", verbosity=0)
             boss = get_user_model().objects.create_user("boss", is_staff=True)

@@ -86,8 +86,7 @@ def api_latency(client, slug: str, requests: list[dict]) -> tuple[list[float], l
 
 
 def ensemble_overhead(staff, guard, rounds: int) -> None:
-    from evaluation import online
-    from moderation import services
+    from moderation import online, services
     from moderation.experts import ExpertAnswer
 
     rng = random.Random(0)

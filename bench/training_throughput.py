@@ -35,7 +35,7 @@ def examples(tmp: Path, count: int) -> list[dict]:
     from django.conf import settings
     from django.core.management import call_command
 
-    from taxonomy.prompts import render_nemoguard_prompt
+    from guards.formats.nemoguard import render_nemoguard_prompt
     from taxonomy.selectors import get_taxonomy
     from training.blend import target_json
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import models
 
 from annotation.exporting import EXPORT_FORMATS
 from annotation.importing.errors import ImportDataError, Location
 from annotation.importing.readers import read_records
+from guards.items import Conversation, Task
 from taxonomy.datasets import (
     DATA_SETS,
     REFUSAL_LABELS,
@@ -42,26 +42,14 @@ from taxonomy.datasets import (
 MAX_FIELD_BYTES = 16 * 1024 * 1024
 
 
-class Task(models.TextChoices):
-    PROMPT_HARM = "prompt_harm", "Prompt harmfulness"
-    RESPONSE_HARM = "response_harm", "Response harmfulness"
-    REFUSAL = "refusal", "Response refusal"
-
-    @property
-    def positive_class(self) -> str:
-        return "refusal" if self == Task.REFUSAL else "harmful"
-
-
 @dataclass(frozen=True)
-class BenchmarkItem:
-    """One gold-labelled exchange; ``label`` is True for the positive class (harmful or refusal).
+class BenchmarkItem(Conversation):
+    """One gold-labelled exchange (a conversation a guard judges, with its gold label); ``label``
+    is True for the positive class (harmful or refusal).
 
     ``categories`` are the source's own hazard codes or names, where it has them.
     """
 
-    uid: str
-    prompt: str
-    response: str | None
     label: bool
     categories: tuple[str, ...] = ()
 

@@ -27,24 +27,21 @@ from core.errors import ApplicationError
 from core.files import atomic_file
 from core.jobs import CONNECTION_LOST, JobCancelled, JobLost, JobRun, cancel_job, start_job
 from core.outbound import OutboundRefused, check_endpoint_url, check_server_path
+from guards.backends.registry import queue_for
+from guards.formats.registry import get_format, parser_formats
+from guards.items import Prediction
+from guards.runners.backend import EndpointRunner
+from guards.runners.base import GuardRunner, UnsupportedTask, close_runner
+from guards.runners.factory import GUARD_OPTIONS
+from jury.runners import runner_for_juror
+from training.runners import runner_for_guard
 
 from . import reports
 from .benchmarks import BENCHMARKS, Benchmark, BenchmarkItem, get_benchmark
 from .metrics import category_metrics
 from .models import EvaluationRun
-from .predictions import GUARDREASONER_PREDICTION_BENCHMARKS, PARSERS, Prediction, score_predictions
-from .runners import (
-    GUARD_OPTIONS,
-    EndpointRunner,
-    GuardRunner,
-    PredictionFileRunner,
-    UnsupportedTask,
-    close_runner,
-    get_format,
-    runner_for_guard,
-    runner_for_juror,
-)
 from .permissions import require_evaluator, require_run_access
+from .predictions import GUARDREASONER_PREDICTION_BENCHMARKS, PredictionFileRunner, score_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +192,9 @@ def _resolve_guard(spec: Any, by, resolved: _Resolved) -> dict:
     else:
         path = check_server_path(by, str(spec["predictions"]), "evaluate prediction files")
         parser = spec.get("parser", "guardreasoner")
-        if parser not in PARSERS:
-            raise EvaluationError(f"predictions {path}: unknown parser {parser!r} (choose {', '.join(PARSERS)})")
+        parsers = parser_formats()
+        if parser not in parsers:
+            raise EvaluationError(f"predictions {path}: unknown parser {parser!r} (choose {', '.join(parsers)})")
         if not path.exists():
             raise EvaluationError(f"predictions {path}: no such file or folder")
         fields = {k: spec[k] for k in ("output_field", "id_field", "score_field") if spec.get(k)}
@@ -353,7 +351,6 @@ def prediction_file_for(folder: Path, benchmark_name: str | None) -> Path:
 def evaluation_queue(run: EvaluationRun) -> str:
     """``gpu`` when a guard runs a causal LM in process (LoRA, in-process vLLM or transformers
     jurors), else ``default`` (HTTP endpoints, the MiniLM CPU guard, prediction files)."""
-    from jury.backends import queue_for
     from jury.models import Juror
     from training.models import GuardModel, TrainerKind
 

@@ -19,9 +19,10 @@ from annotation.models import FinalLabel, Project, Sample
 from annotation.permissions import require_admin
 from core.errors import ApplicationError
 from core.jobs import JobCancelled, JobRun, cancel_job
-from taxonomy.prompts import render_conversation
+from guards.backends.base import BackendError, Completion
+from guards.backends.registry import Backend, make_backend
+from guards.formats.base import render_conversation
 
-from .backends import Backend, BackendError, Completion, make_backend
 from .models import GenerationJob, GenerationKind
 
 TEMPLATES = json.loads((Path(__file__).parent / "data" / "generation_templates.json").read_text())

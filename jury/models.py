@@ -4,22 +4,14 @@ from django.db import models
 
 from annotation.models import Project, Sample
 from core.models import Job
+from guards.backends.registry import backend_choices
+from guards.formats.registry import juror_format_choices
 
-
-class JurorBackend(models.TextChoices):
-    OPENAI = "openai", "OpenAI-compatible server (vllm serve)"
-    VLLM = "vllm", "vLLM in-process (GPU worker)"
-    TRANSFORMERS = "transformers", "transformers (CPU, small models)"
-
-
-class PromptFormat(models.TextChoices):
-    NEMOGUARD = "nemoguard", "NemoGuard JSON"
-    LLAMA_GUARD = "llama_guard", "Llama Guard lines"
-    JUDGE = "judge", "Judge prompt (taxonomy with definitions, JSON answer)"
-
-    @property
-    def answers_in_json(self) -> bool:
-        return self != PromptFormat.LLAMA_GUARD
+# The backends and the formats a juror may use come from the registries of guards/ (the fields
+# name the registries' functions, so a new backend or format needs no migration here).
+JurorBackend = models.TextChoices(
+    "JurorBackend", [(value.upper(), (value, label)) for value, label in backend_choices()]
+)
 
 
 class JudgedPart(models.TextChoices):
@@ -31,9 +23,9 @@ class Juror(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jurors")
     name = models.CharField(max_length=100)
     model = models.CharField(max_length=300, help_text="Hugging Face id, local path or served model name.")
-    backend = models.CharField(max_length=20, choices=JurorBackend.choices, default=JurorBackend.OPENAI)
+    backend = models.CharField(max_length=20, choices=backend_choices, default="openai")
     base_url = models.CharField(max_length=300, blank=True, help_text="For OpenAI-compatible servers: …/v1")
-    prompt_format = models.CharField(max_length=20, choices=PromptFormat.choices, default=PromptFormat.NEMOGUARD)
+    prompt_format = models.CharField(max_length=20, choices=juror_format_choices, default="nemoguard")
     max_tokens = models.PositiveIntegerField(default=64)
     concurrency = models.PositiveSmallIntegerField(default=8, help_text="Requests in flight at once.")
     structured_output = models.BooleanField(
@@ -102,7 +94,7 @@ class GenerationJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generation_jobs")
     kind = models.CharField(max_length=10, choices=GenerationKind.choices)
     model = models.CharField(max_length=300, help_text="Hugging Face id, local path or served model name.")
-    backend = models.CharField(max_length=20, choices=JurorBackend.choices, default=JurorBackend.OPENAI)
+    backend = models.CharField(max_length=20, choices=backend_choices, default="openai")
     base_url = models.CharField(max_length=300, blank=True, help_text="For OpenAI-compatible servers: …/v1")
     max_tokens = models.PositiveIntegerField(default=256)
     concurrency = models.PositiveSmallIntegerField(default=8)
@@ -113,6 +105,6 @@ class GenerationJob(Job):
     task_name = "jury.run_generation_job"
 
     def task_queue(self) -> str:
-        from .backends import queue_for
+        from guards.backends.registry import queue_for
 
         return queue_for(self.backend)

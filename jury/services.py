@@ -14,22 +14,15 @@ from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
 from core.errors import ApplicationError
 from core.jobs import JobCancelled, JobRun, cancel_job
+from guards.backends.base import BackendError, Completion, ServerUnreachable
+from guards.backends.registry import Backend, make_backend, queue_for
+from guards.formats.base import GuardVerdict, as_user_turn
+from guards.formats.registry import get_format
 from taxonomy.models import Taxonomy
-from taxonomy.prompts import (
-    NEMOGUARD_ANSWER_SCHEMA,
-    GuardVerdict,
-    answer_opening,
-    parse_llama_guard_output,
-    parse_nemoguard_output,
-    render_judge_prompt,
-    render_llama_guard_prompt,
-    render_nemoguard_prompt,
-)
 from taxonomy.selectors import CategoryIndex
 
 from .aggregation import JuryDecision, aggregate
-from .backends import Backend, BackendError, Completion, ServerUnreachable, make_backend, queue_for
-from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryVerdict, PromptFormat
+from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryVerdict
 
 
 class JuryError(ApplicationError):
@@ -112,28 +105,22 @@ def backend_for(juror: Juror) -> Backend:
         raise JuryError(f"juror {juror.name}: {error}") from None
 
 
-RENDERERS = {
-    PromptFormat.NEMOGUARD: render_nemoguard_prompt,
-    PromptFormat.LLAMA_GUARD: render_llama_guard_prompt,
-    PromptFormat.JUDGE: render_judge_prompt,
-}
-
-
 def render_for(juror: Juror, sample: Sample, part: str, taxonomy: Taxonomy | None = None) -> str:
+    """The juror's prompt (one user turn, in its format) for a part of a sample."""
     response = sample.response if part == JudgedPart.RESPONSE else None
-    return RENDERERS[PromptFormat(juror.prompt_format)](taxonomy or sample.project.taxonomy, sample.prompt, response)
+    guard_format = get_format(juror.prompt_format)
+    return as_user_turn(guard_format.render(taxonomy or sample.project.taxonomy, sample.prompt, response))
 
 
 def parse_for(juror: Juror, raw: str, part: str, index: CategoryIndex) -> GuardVerdict:
-    if PromptFormat(juror.prompt_format).answers_in_json:
-        return parse_nemoguard_output(raw, index)
-    return parse_llama_guard_output(raw, index, judges_response=part == JudgedPart.RESPONSE)
+    return get_format(juror.prompt_format).verdict(raw, index, part == JudgedPart.RESPONSE)
 
 
 def request_options(juror: Juror) -> dict:
     options: dict = {"max_tokens": juror.max_tokens}
-    if juror.structured_output and PromptFormat(juror.prompt_format).answers_in_json:
-        options["json_schema"] = NEMOGUARD_ANSWER_SCHEMA
+    schema = get_format(juror.prompt_format).schema
+    if juror.structured_output and schema is not None:
+        options["json_schema"] = schema
     return options
 
 
@@ -391,7 +378,7 @@ def _ask(
     prompts = [render_for(juror, sample, part, taxonomy) for sample in batch]
     options = request_options(juror)
     if settings.AEGIS_JURY_SCORING == "one_pass":  # read by the transformers backend; servers generate
-        options["opening"] = answer_opening(juror.prompt_format, part == JudgedPart.RESPONSE)
+        options["opening"] = get_format(juror.prompt_format).opening(part == JudgedPart.RESPONSE)
     return backend.complete_many(prompts, **options)
 
 

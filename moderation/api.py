@@ -20,9 +20,8 @@ from rest_framework.throttling import UserRateThrottle
 
 from annotation.models import Project
 from core.login_throttle import ThrottledBasicAuthentication
-from evaluation import online
 
-from . import selectors, services
+from . import online, selectors, services
 from .models import Algorithm, Decision, Ensemble, ExpertTask, WeightHistory
 
 AUTHENTICATION = [TokenAuthentication, SessionAuthentication, ThrottledBasicAuthentication]

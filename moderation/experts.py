@@ -1,7 +1,7 @@
 """Asking an ensemble's experts about one exchange.
 
-Each expert is a registered guard model or a juror, asked through the evaluation runners' one
-interface (``evaluation.runners``: ``predict(items, task) -> [Prediction]``). A runner is made
+Each expert is a registered guard model or a juror, asked through the guard runners' one
+interface (``guards.runners``: ``predict(conversations, task) -> [Prediction]``). A runner is made
 once per process and kept (at most ``AEGIS_MODERATION_RUNNERS`` of them, least recently used
 first out), so a guard's weights load on the first request of a process and never again; a
 guard whose path, or a juror whose model settings, change gets a fresh runner. Calls into one
@@ -9,7 +9,7 @@ runner are serialised (tokenizers and HTTP clients are not all thread-safe); dif
 are asked at once, on a small thread pool.
 
 An expert whose answer cannot be parsed, or that fails, abstains (vote None) and its error is
-kept with the decision; ``evaluation.online`` charges an abstainer the ensemble's own loss.
+kept with the decision; ``moderation.online`` charges an abstainer the ensemble's own loss.
 """
 
 import json
@@ -24,7 +24,10 @@ from typing import Any
 
 from django.conf import settings
 
-from evaluation.benchmarks import BenchmarkItem, Task
+from guards.items import Conversation, Task
+from guards.runners.base import close_runner
+from jury.runners import runner_for_juror
+from training.runners import runner_for_guard
 
 from .models import Expert, ExpertTask
 
@@ -81,11 +84,9 @@ def runner_key(expert: Expert) -> tuple:
 
 
 def _make_runner(expert: Expert):
-    from evaluation import runners
-
     if expert.guard_id is not None:
-        return runners.runner_for_guard(expert.guard, **(expert.options or {}))
-    return runners.runner_for_juror(expert.juror)
+        return runner_for_guard(expert.guard, **(expert.options or {}))
+    return runner_for_juror(expert.juror)
 
 
 class _Runners:
@@ -131,12 +132,10 @@ class _Runners:
 
 
 def _close(runner: Any) -> None:
-    close = getattr(runner, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # a runner that fails to close must not fail the request that evicted it
-            logger.exception("closing a moderation runner failed")
+    try:
+        close_runner(runner)
+    except Exception:  # a runner that fails to close must not fail the request that evicted it
+        logger.exception("closing a moderation runner failed")
 
 
 RUNNERS = _Runners()
@@ -157,7 +156,7 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-def _ask(runner: Any, lock: threading.Lock, item: BenchmarkItem, task: Task) -> ExpertAnswer:
+def _ask(runner: Any, lock: threading.Lock, item: Conversation, task: Task) -> ExpertAnswer:
     started = time.perf_counter()
     try:
         with lock:
@@ -182,7 +181,7 @@ def ask_experts(experts: Sequence[Expert], prompt: str, response: str | None) ->
     """Every expert's answer, in the experts' order. Runners are made here (on this thread, which
     may read the database); only their ``predict`` calls, which read none (a runner loads its
     taxonomy's categories when it is made), go to the pool."""
-    calls: list[tuple[int, Any, threading.Lock, BenchmarkItem, Task]] = []
+    calls: list[tuple[int, Any, threading.Lock, Conversation, Task]] = []
     answers: list[ExpertAnswer | None] = [None] * len(experts)
     for index, expert in enumerate(experts):
         task = task_for(expert, response)
@@ -196,7 +195,7 @@ def ask_experts(experts: Sequence[Expert], prompt: str, response: str | None) ->
             answers[index] = ExpertAnswer(None, error=f"cannot load: {type(error).__name__}: {error}")
             continue
         judged = response if task == Task.RESPONSE_HARM else None
-        calls.append((index, runner, lock, BenchmarkItem("request", prompt, judged, False), task))
+        calls.append((index, runner, lock, Conversation("request", prompt, judged), task))
     if len(calls) > 1 and settings.AEGIS_MODERATION_PARALLEL:
         futures = [(index, _pool().submit(_ask, runner, lock, item, task)) for index, runner, lock, item, task in calls]
         for index, future in futures:

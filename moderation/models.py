@@ -9,7 +9,7 @@ from annotation.models import Project, Sample
 
 
 class Algorithm(models.TextChoices):
-    """The presets of ``evaluation.online`` and its plain algorithms (which need η, Hedge excepted)."""
+    """The presets of ``moderation.online`` and its plain algorithms (which need η, Hedge excepted)."""
 
     PAPER_WM = "paper-wm", "Weighted Majority, η = 0.5 (AEGIS 1.0)"
     PAPER_FPL = "paper-fpl", "Follow the Perturbed Leader, η = 0.26 (AEGIS 1.0)"
@@ -74,7 +74,7 @@ class Expert(models.Model):
     options = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Guards: options of evaluation.runners.runner_for_guard (threshold, base_url, served_name, …).",
+        help_text="Guards: options of training.runners.runner_for_guard (threshold, base_url, served_name, …).",
     )
 
     class Meta:
@@ -94,7 +94,7 @@ class Expert(models.Model):
 
 
 class EnsembleState(models.Model):
-    """The ensemble between rounds: ``evaluation.online.OnlineState`` as JSON. ``rounds`` counts the
+    """The ensemble between rounds: ``moderation.online.OnlineState`` as JSON. ``rounds`` counts the
     feedback applied; every update locks this row, so concurrent feedback is applied one at a time."""
 
     ensemble = models.OneToOneField(Ensemble, on_delete=models.CASCADE, primary_key=True, related_name="state")

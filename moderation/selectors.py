@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from annotation.models import Membership, ProjectRole
-from evaluation import online
 
+from . import online
 from .models import Decision, Ensemble, EnsembleState, Expert, WeightHistory
 from .services import add_round, initial_state
 

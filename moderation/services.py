@@ -24,9 +24,9 @@ from annotation.labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caut
 from annotation.models import FinalLabel, Project, ProjectRole, Sample
 from annotation.permissions import project_roles, require_admin
 from core.errors import ApplicationError
-from evaluation import online
-from evaluation.runners import GUARD_OPTIONS
+from guards.runners.factory import GUARD_OPTIONS
 
+from . import online
 from .experts import ExpertAnswer, ask_experts
 from .models import Algorithm, Decision, Ensemble, EnsembleState, Expert, ExpertTask, WeightHistory
 
@@ -75,7 +75,7 @@ def initial_state(ensemble: Ensemble, n_experts: int) -> online.OnlineState:
 
 def _expert_rows(ensemble: Ensemble, specs: Sequence[dict]) -> list[Expert]:
     """Experts from ``{"guard": id}`` or ``{"juror": id}`` specs with optional ``task``, ``name`` and
-    (guards) ``options`` for ``evaluation.runners.runner_for_guard``."""
+    (guards) ``options`` for ``training.runners.runner_for_guard``."""
     from jury.models import Juror
     from training.models import GuardModel
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from annotation.labels import LabelSource, apply_needs_caution_policy
 from core.errors import ApplicationError
+from guards.formats.nemoguard import render_nemoguard_prompt
 from taxonomy.datasets import RowError, split_categories
 from taxonomy.models import CategoryKind, Taxonomy
-from taxonomy.prompts import render_nemoguard_prompt
 from taxonomy.selectors import CategoryIndex
 
 BLEND_SPLITS = ("train", "validation")

@@ -8,6 +8,7 @@ from django.db import models
 from annotation.models import ExportSnapshot, Project
 from core.files import temporaries_of
 from core.models import Job
+from guards.formats.registry import guard_format_choices
 
 
 class TrainingBlend(Job):
@@ -70,7 +71,7 @@ class GuardModel(models.Model):
     kind = models.CharField(max_length=10, choices=TrainerKind.choices)
     base_model = models.CharField(max_length=300)
     path = models.CharField(max_length=500, help_text="Adapter or model folder.")
-    prompt_format = models.CharField(max_length=20, default="nemoguard")
+    prompt_format = models.CharField(max_length=20, choices=guard_format_choices, default="nemoguard")
     run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="guard")
     taxonomy = models.ForeignKey("taxonomy.Taxonomy", null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -21,6 +21,7 @@ from core.files import atomic_file, atomic_folder
 from core.jobs import JobRun, cancel_job, start_job
 from core.models import JobStatus
 from core.outbound import check_server_path
+from guards.formats.registry import CLASSIFIER
 
 from .blend import BLEND_SPLITS, BlendBuilder, BlendError, BlendOptions, read_export_split, read_topic_following
 from .models import GuardModel, TrainerKind, TrainingBlend, TrainingRun
@@ -238,7 +239,7 @@ def _finish_run(job_run: JobRun, metrics: dict[str, Any], artifact: Path, output
             "kind": run.kind,
             "base_model": run.base_model,
             "path": str(artifact),
-            "prompt_format": "nemoguard" if run.kind == TrainerKind.LORA else "classifier",
+            "prompt_format": "nemoguard" if run.kind == TrainerKind.LORA else CLASSIFIER,
             "taxonomy": run.blend.project.taxonomy,
         },
     )

@@ -1,4 +1,3 @@
 """Fixtures shared with the jury and evaluation tests: the stand-in OpenAI-compatible servers."""
 
-from tests.evaluation.conftest import guard_server  # noqa: F401
-from tests.jury.conftest import server  # noqa: F401
+from tests.guards.conftest import guard_server, server  # noqa: F401

@@ -6,7 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.outbound import OutboundRefused, check_endpoint_url
-from jury.backends import BackendError, OpenAICompatibleBackend
+from guards.backends.base import BackendError
+from guards.backends.openai_compatible import OpenAICompatibleBackend
 
 
 @pytest.mark.parametrize(

@@ -1,43 +1,12 @@
-"""Fixtures of the evaluation tests: a stand-in guard server (the jury's FakeVLLM, which also
-answers text completions here), and a MiniLM guard trained by the training module on real rows."""
+"""Fixtures of the evaluation tests: the stand-in guard server (``tests.guards.conftest``), and a
+MiniLM guard trained by the training module on real rows."""
 
 import gzip
 import json
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 
-from tests.jury.conftest import FakeVLLM
-
-
-class GuardServer(FakeVLLM):
-    """FakeVLLM for chat completions; ``/v1/completions`` (WildGuard's text format) answers
-    ``script["completion"]``. Every request is kept with its path."""
-
-    def do_POST(self):
-        self.server.paths.append(self.path)
-        if self.path.endswith("/chat/completions"):
-            return super().do_POST()
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(body)
-        text = self.server.script.get("completion", "Harmful request: yes\nResponse refusal: no\nHarmful response: no")
-        self._send(200, json.dumps({"choices": [{"text": text}]}).encode())
-
-
-@pytest.fixture
-def guard_server():
-    ThreadingHTTPServer.request_queue_size = 128
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), GuardServer)
-    httpd.script, httpd.requests, httpd.paths = {}, [], []
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    host, port = httpd.server_address
-    httpd.url = f"http://{host}:{port}/v1"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+from tests.guards.conftest import guard_server  # noqa: F401  (the stand-in guard server)
 
 
 @pytest.fixture

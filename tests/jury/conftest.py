@@ -1,57 +1,9 @@
-"""A real OpenAI-compatible HTTP server on 127.0.0.1 for the jury's tests."""
-
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+"""Fixtures of the jury's tests: the stand-in OpenAI-compatible server (``tests.guards.conftest``)
+and a real ``vllm serve``."""
 
 import pytest
 
-
-class FakeVLLM(BaseHTTPRequestHandler):
-    """Speaks /v1/chat/completions; ``server.script`` says how to misbehave."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        script = self.server.script
-        self.server.requests.append(body)
-        mode = script.get("mode", "ok")
-        if mode == "fail_then_ok" and script.setdefault("failed", 0) < script["fails"]:
-            script["failed"] += 1
-            return self._send(script.get("status", 500), b'{"error": "overloaded"}')
-        if mode == "bad_request" or body["messages"][0]["content"] == "refuse me":
-            return self._send(400, b'{"error": "bad model"}')
-        if mode == "slow":
-            time.sleep(script["delay"])
-        time.sleep(script.get("delays", {}).get(body["model"], 0))
-        if mode == "malformed":
-            return self._send(200, script.get("body", b"<html>not json</html>"))
-        default = '{"User Safety": "unsafe", "Safety Categories": "Violence"}'
-        answer = script.get("answers", {}).get(body["model"], script.get("answer", default))
-        payload = {"choices": [{"message": {"role": "assistant", "content": answer}}]}
-        self._send(200, json.dumps(payload).encode())
-
-    def _send(self, status, data):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-@pytest.fixture
-def server():
-    ThreadingHTTPServer.request_queue_size = 128  # jurors are asked at once, each with several requests
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeVLLM)
-    httpd.script, httpd.requests = {}, []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+from tests.guards.conftest import FakeVLLM, server  # noqa: F401  (the stand-in server)
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ import pytest
 
 from annotation.models import FinalLabel, ReviewItem
 from annotation.services import import_samples
+from guards.formats.nemoguard import parse_nemoguard_output
 from jury.aggregation import aggregate
 from jury.models import Juror, JuryVerdict
 from jury.services import apply_jury_decision, decide, record_verdict
-from taxonomy.prompts import parse_nemoguard_output
 from taxonomy.selectors import CategoryIndex
 
 

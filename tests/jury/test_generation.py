@@ -6,6 +6,7 @@ import pytest
 
 from annotation.models import FinalLabel, Sample
 from annotation.services import import_samples
+from guards.formats.base import BEGIN_CONVERSATION, END_CONVERSATION
 from jury.generation import (
     REFUSAL_STRATEGIES,
     GenerationError,
@@ -16,7 +17,6 @@ from jury.generation import (
 )
 from jury.models import GenerationJob
 from jury.tasks import run_generation_job_task
-from taxonomy.prompts import BEGIN_CONVERSATION, END_CONVERSATION
 from tests.conftest import wait_until_finished
 
 pytestmark = pytest.mark.django_db

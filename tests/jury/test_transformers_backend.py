@@ -4,10 +4,11 @@ import pytest
 
 from annotation.models import ReviewItem
 from annotation.services import import_samples
-from jury.backends import BackendError, TransformersBackend
+from guards.backends.base import BackendError
+from guards.backends.transformers_local import TransformersBackend
+from guards.formats.nemoguard import render_nemoguard_prompt
 from jury.models import Juror, JuryVerdict
 from jury.services import run_jury_job, start_jury_job
-from taxonomy.prompts import render_nemoguard_prompt
 from taxonomy.selectors import get_taxonomy
 from tests.tiny_models import tiny_llama
 

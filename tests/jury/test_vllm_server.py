@@ -11,8 +11,9 @@ import json
 import httpx
 import pytest
 
-from jury.backends import BackendError, OpenAICompatibleBackend
-from taxonomy.prompts import NEMOGUARD_ANSWER_SCHEMA, parse_nemoguard_output, render_nemoguard_prompt
+from guards.backends.base import BackendError
+from guards.backends.openai_compatible import OpenAICompatibleBackend
+from guards.formats.nemoguard import NEMOGUARD_ANSWER_SCHEMA, parse_nemoguard_output, render_nemoguard_prompt
 from tests.jury.vllm_server import SERVED_NAMES
 
 pytestmark = pytest.mark.vllm

@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from evaluation.predictions import Prediction
+from guards.items import Prediction
 from moderation import experts as expert_module
 from moderation.services import create_ensemble
-from tests.jury.conftest import server  # noqa: F401  (the FakeVLLM stand-in server, unchanged)
+from tests.guards.conftest import server  # noqa: F401  (the FakeVLLM stand-in server, unchanged)
 from tests.training.conftest import boss, small_export  # noqa: F401  (five Aegis 2.0 rows, exported)
 from training.models import GuardModel
 

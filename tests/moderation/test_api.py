@@ -7,9 +7,8 @@ from rest_framework.authtoken.models import Token
 
 from annotation.labels import LabelSource
 from annotation.models import FinalLabel, Membership, Sample
-from evaluation import online
 from moderation import experts as expert_module
-from moderation import selectors, services
+from moderation import online, selectors, services
 from moderation.models import Decision, EnsembleState, WeightHistory
 from moderation.tasks import feedback_from_final_label_task
 from tests.moderation.conftest import KeywordGuard, register_guard

@@ -10,8 +10,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from evaluation import online
-from moderation import selectors, services
+from moderation import online, selectors, services
 from moderation.experts import ExpertAnswer
 from moderation.models import Decision, EnsembleState, WeightHistory
 from tests.moderation.conftest import register_guard

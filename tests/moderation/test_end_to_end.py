@@ -9,10 +9,9 @@ import pytest
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from evaluation import online
 from jury.models import Juror
 from moderation import experts as expert_module
-from moderation import selectors, services
+from moderation import online, selectors, services
 from moderation.models import Decision
 from training.models import GuardModel
 from training.services import build_blend, run_training, start_training_run
@@ -44,17 +43,17 @@ def cpu_experts(boss, small_export, minilm_folders, server, project):
 @pytest.mark.once
 @pytest.mark.django_db(transaction=True)
 def test_moderation_with_cpu_guards(client, boss, cpu_experts, project, monkeypatch, tmp_path, capsys):
-    from training.trainers import minilm
+    from guards.loading import MiniLMGuard
 
     guards, juror = cpu_experts
     loads = []
-    original = minilm.MiniLMGuard.__init__
+    original = MiniLMGuard.__init__
 
     def counting(self, folder, *args, **kwargs):
         loads.append(str(folder))
         original(self, folder, *args, **kwargs)
 
-    monkeypatch.setattr(minilm.MiniLMGuard, "__init__", counting)
+    monkeypatch.setattr(MiniLMGuard, "__init__", counting)
     specs = [{"guard": guard.pk} for guard in guards] + [{"juror": juror.pk}]
     ensemble = services.create_ensemble(name="CPU", slug="cpu", experts=specs, by=boss, project=project)
     client.defaults["HTTP_AUTHORIZATION"] = f"Token {Token.objects.create(user=boss).key}"

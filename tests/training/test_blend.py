@@ -5,7 +5,8 @@ import json
 import pytest
 
 from annotation.services import export_dataset
-from taxonomy.prompts import BEGIN_CONVERSATION, END_CONVERSATION, parse_nemoguard_output
+from guards.formats.base import BEGIN_CONVERSATION, END_CONVERSATION
+from guards.formats.nemoguard import parse_nemoguard_output
 from taxonomy.selectors import CategoryIndex
 from training.blend import BlendError
 from training.models import TrainingBlend

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from annotation.services import export_dataset, import_samples
-from taxonomy.prompts import parse_nemoguard_output
+from guards.formats.nemoguard import parse_nemoguard_output
 from taxonomy.selectors import CategoryIndex
 from tests.tiny_models import tiny_llama
 from training.models import GuardModel
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def test_tiny_llama_lora_blend_train_save_reload_generate_parse(small_export, boss, project, tmp_path):
     import torch
 
-    from training.trainers.lora import load_lora_guard
+    from guards.loading import load_lora_guard
 
     blend = build_blend(small_export, by=boss, options={"shuffle_probability": 0, "drop_probability": 0})
     examples = read_blend(blend, "train")
@@ -74,7 +74,7 @@ def test_training_settings_are_checked(small_export, boss, tmp_path):
 
 @pytest.mark.once
 def test_minilm_guard_beats_the_majority_baseline_on_real_data(project, boss, shared_data):
-    from training.trainers.minilm import MiniLMGuard
+    from guards.loading import MiniLMGuard
 
     import_samples(project, shared_data / "openai_moderation" / "samples-1680.jsonl.gz", adapter="openai_moderation")
     import_samples(project, shared_data / "xstest" / "xstest_prompts.csv", adapter="xstest_prompts")

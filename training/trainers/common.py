@@ -67,15 +67,6 @@ def progress_callback(report: ProgressReporter):
     return ReportProgress()
 
 
-def device_and_dtype() -> tuple[str, Any, bool]:
-    """cuda with bf16 where there is a GPU, else cpu with fp32; and whether bf16 is on."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", torch.bfloat16, True
-    return "cpu", torch.float32, False
-
-
 def latest_checkpoint(folder) -> str | None:
     """The newest complete ``checkpoint-N`` folder of a run, to resume after a crash. The Trainer
     writes ``trainer_state.json`` last: a folder without a readable one was cut short by the crash

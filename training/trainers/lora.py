@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import ProgressReporter, TrainingError, device_and_dtype, latest_checkpoint, progress_callback
+from guards.loading import device_and_dtype
+
+from .common import ProgressReporter, TrainingError, latest_checkpoint, progress_callback
 
 IGNORE_INDEX = -100
 
@@ -262,15 +264,3 @@ def micro_batch(model, settings: LoraSettings, device: str) -> int:
     per_token = layers * per_layer + logits
     free, _ = torch.cuda.mem_get_info()
     return max(1, min(64, int(0.8 * free / (settings.max_length * per_token))))
-
-
-def load_lora_guard(base_model: str, adapter: str | Path):
-    """The base model with the adapter applied, and its tokenizer, ready to generate."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    _, dtype, _ = device_and_dtype()
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
-    model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(str(adapter))

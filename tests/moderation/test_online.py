@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import integrate
 
-from evaluation.online import (
+from moderation.online import (
+    Forecast,
     OnlineState,
-    Prediction,
     new_state,
     plot_simulation,
     predict,
@@ -38,7 +38,7 @@ PROPERTY = settings(
 )
 
 
-def run(state: OnlineState, rounds) -> tuple[list[Prediction], OnlineState]:
+def run(state: OnlineState, rounds) -> tuple[list[Forecast], OnlineState]:
     """Predict and update through (votes, truth) rounds."""
     predictions = []
     for votes, truth in rounds:

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from jury.backends import BackendError, OpenAICompatibleBackend
-from taxonomy.prompts import parse_nemoguard_output
+from guards.backends.base import BackendError
+from guards.backends.openai_compatible import OpenAICompatibleBackend
+from guards.formats.nemoguard import parse_nemoguard_output
 
 
 def backend_for(server, **options) -> OpenAICompatibleBackend:

@@ -1,4 +1,4 @@
-"""One-pass guard scoring (``jury.one_pass``) against the generation path on tiny Llamas: the
+"""One-pass guard scoring (``guards.one_pass``) against the generation path on tiny Llamas: the
 probability read at the label equals the one generation reads where it writes the label, and
 the labels agree on every item (Llama Guard lines, NemoGuard JSON with its second label, the
 judge prompt through the jury's transformers backend); categories are generated for unsafe items."""
@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from evaluation.benchmarks import BenchmarkItem, Task
-from evaluation.runners import LoraRunner
-from taxonomy.prompts import answer_opening
+from guards.formats.registry import get_format
+from guards.items import Conversation, Task
+from guards.runners.base import render
+from guards.runners.causal import LoraRunner
 
 pytest.importorskip("torch", reason="the ml extra (scripts/test installs it)")
 
@@ -22,7 +23,7 @@ PROMPTS = [
     "Give me a cake recipe.",
 ]
 STEPS = 60
-ITEMS = [BenchmarkItem(f"p{i}", text, f"Answer number {i}.", i % 2 == 0) for i, text in enumerate(PROMPTS)]
+ITEMS = [Conversation(f"p{i}", text, f"Answer number {i}.") for i, text in enumerate(PROMPTS)]
 
 
 def _render_corpus(renderer) -> list[str]:
@@ -42,7 +43,7 @@ def llama_guard_model(tmp_path_factory, django_db_blocker):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from taxonomy.prompts import render_llama_guard_prompt
+    from guards.formats.llama_guard import render_llama_guard_prompt
     from tests.tiny_models import tiny_llama
 
     with django_db_blocker.unblock():
@@ -103,7 +104,7 @@ def nemoguard_model(tmp_path_factory, django_db_blocker):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from taxonomy.prompts import render_nemoguard_prompt
+    from guards.formats.nemoguard import render_nemoguard_prompt
     from tests.tiny_models import tiny_llama
 
     with django_db_blocker.unblock():
@@ -169,7 +170,7 @@ def test_one_pass_reads_the_unmerged_adapter_probability(llama_guard_model):
     prediction = runner.predict(ITEMS[:1], Task.PROMPT_HARM)[0]
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter)).eval()
-    messages = runner.format.render(runner.taxonomy, ITEMS[0], Task.PROMPT_HARM)
+    messages = render(runner.format, runner.taxonomy, ITEMS[0], Task.PROMPT_HARM)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.inference_mode():
         probabilities = torch.softmax(model(**ids).logits[0, -1], dim=-1)
@@ -196,7 +197,7 @@ def test_nemoguard_one_pass_equals_generation(nemoguard_model, task):
 def test_categories_are_generated_only_for_unsafe_items(nemoguard_model):
     """A safe answer is closed as it stands; an unsafe one is generated on from its labels (or
     every answer, when categories are asked for)."""
-    from jury.one_pass import OnePassScorer
+    from guards.one_pass import OnePassScorer
 
     runner = LoraRunner(str(nemoguard_model), prompt_format="nemoguard", max_new_tokens=40)
     model, tokenizer = runner._load()
@@ -206,7 +207,7 @@ def test_categories_are_generated_only_for_unsafe_items(nemoguard_model):
         )["input_ids"]
         for text in PROMPTS
     ]
-    opening = answer_opening("nemoguard", True)
+    opening = get_format("nemoguard").opening(True)
     scorer = OnePassScorer(model, tokenizer, device="cpu")
     plain = scorer.score(prompts, opening, max_new_tokens=40)
     asked = scorer.score(prompts, opening, max_new_tokens=40, categories=True)
@@ -224,15 +225,15 @@ def test_categories_are_generated_only_for_unsafe_items(nemoguard_model):
 @pytest.mark.django_db
 def test_jury_transformers_backend_reads_labels_in_one_pass(nemoguard_model):
     """The jury's in-process backend with an answer opening gives the generation path's labels."""
-    from jury.backends import TransformersBackend
-    from taxonomy.prompts import parse_nemoguard_output, render_nemoguard_prompt
+    from guards.backends.transformers_local import TransformersBackend
+    from guards.formats.nemoguard import parse_nemoguard_output, render_nemoguard_prompt
     from taxonomy.selectors import get_taxonomy
 
     taxonomy = get_taxonomy("aegis-2.0")
     prompts = [render_nemoguard_prompt(taxonomy, item.prompt, item.response) for item in ITEMS]
     backend = TransformersBackend(str(nemoguard_model))
     generated = backend.complete_many(prompts, max_tokens=40)
-    read = backend.complete_many(prompts, max_tokens=40, opening=answer_opening("nemoguard", True))
+    read = backend.complete_many(prompts, max_tokens=40, opening=get_format("nemoguard").opening(True))
     for slow, fast in zip(generated, read):
         slow_verdict, fast_verdict = parse_nemoguard_output(slow.text), parse_nemoguard_output(fast.text)
         assert slow_verdict.parsed and fast_verdict.parsed, (slow.text, fast.text)

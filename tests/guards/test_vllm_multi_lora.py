@@ -51,7 +51,7 @@ def test_one_engine_serves_the_base_and_several_adapters(tmp_path):
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     done = subprocess.run(
-        [str(VENV_PYTHON), str(ROOT / "tests" / "evaluation" / "vllm_multi_lora.py"), str(model),
+        [str(VENV_PYTHON), str(ROOT / "tests" / "guards" / "vllm_multi_lora.py"), str(model),
          json.dumps(adapters), sysconfig.get_paths()["purelib"]],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )  # fmt: skip

@@ -85,7 +85,7 @@ class OnlineState:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Forecast:
     """One round's decision, its probability of being unsafe and the distribution over experts used."""
 
     decision: int
@@ -190,7 +190,7 @@ def _perturbed_leader(state: OnlineState) -> int:
     return int(np.argmin(np.asarray(state.losses) - noise / state.eta))
 
 
-def predict(state: OnlineState, votes: Sequence[Vote]) -> Prediction:
+def predict(state: OnlineState, votes: Sequence[Vote]) -> Forecast:
     """The ensemble's decision for this round's votes."""
     _check_votes(state, votes)
     distribution = weights(state)
@@ -204,7 +204,7 @@ def predict(state: OnlineState, votes: Sequence[Vote]) -> Prediction:
         leader = _perturbed_leader(state)
         vote = votes[leader]
         decision = int(_draw(state, state.n_experts) < p_unsafe) if vote is None else int(vote)
-    return Prediction(decision, p_unsafe, tuple(distribution.tolist()), leader)
+    return Forecast(decision, p_unsafe, tuple(distribution.tolist()), leader)
 
 
 def update(state: OnlineState, votes: Sequence[Vote], truth: int) -> OnlineState:
@@ -297,11 +297,11 @@ def simulate(
     decisions, p_unsafe, distributions, expert_errors, comparator = [], [], [], [], []
     for item, truth in rows:
         votes = [expert_predictions[expert].get(item) for expert in experts]
-        prediction = predict(state, votes)
-        state = _advance(state, votes, truth, prediction.p_unsafe)
-        decisions.append(prediction.decision)
-        p_unsafe.append(prediction.p_unsafe)
-        distributions.append(prediction.weights)
+        decision = predict(state, votes)
+        state = _advance(state, votes, truth, decision.p_unsafe)
+        decisions.append(decision.decision)
+        p_unsafe.append(decision.p_unsafe)
+        distributions.append(decision.weights)
         expert_errors.append([vote is not None and vote != truth for vote in votes])
         comparator.append(state.losses)
     truths = np.array([truth for _, truth in rows], dtype=float)

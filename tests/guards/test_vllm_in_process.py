@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from taxonomy.prompts import NEMOGUARD_ANSWER_SCHEMA, parse_nemoguard_output, render_nemoguard_prompt
+from guards.formats.nemoguard import NEMOGUARD_ANSWER_SCHEMA, parse_nemoguard_output, render_nemoguard_prompt
 from taxonomy.selectors import get_taxonomy
 from tests.jury.vllm_server import CACHE_ROOT, ROOT, VENV_PYTHON, build_model, venv_problem
 
@@ -22,7 +22,7 @@ def test_in_process_engine_answers_in_the_schema(tmp_path):
     model = build_model(tmp_path / "tiny")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CACHE_ROOT": str(CACHE_ROOT)}
     done = subprocess.run(
-        [str(VENV_PYTHON), str(ROOT / "tests" / "jury" / "vllm_in_process.py"), str(model),
+        [str(VENV_PYTHON), str(ROOT / "tests" / "guards" / "vllm_in_process.py"), str(model),
          json.dumps(NEMOGUARD_ANSWER_SCHEMA), json.dumps(prompts)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
     )  # fmt: skip

@@ -2,17 +2,13 @@
 
 import pytest
 
-from taxonomy.prompts import (
-    BEGIN_CATEGORIES,
-    BEGIN_CONVERSATION,
-    END_CATEGORIES,
-    END_CONVERSATION,
-    parse_llama_guard_output,
-    parse_nemoguard_output,
-    render_judge_prompt,
-    render_llama_guard_prompt,
-    render_nemoguard_prompt,
-)
+from guards.formats.base import BEGIN_CATEGORIES, BEGIN_CONVERSATION, END_CATEGORIES, END_CONVERSATION
+from guards.formats.guardreasoner import parse_guardreasoner_output
+from guards.formats.judge import render_judge_prompt
+from guards.formats.llama_guard import parse_llama_guard_output, render_llama_guard_prompt
+from guards.formats.nemoguard import parse_nemoguard_output, render_nemoguard_prompt
+from guards.formats.registry import get_format
+from guards.items import Task
 from taxonomy.selectors import CategoryIndex, get_taxonomy
 
 pytestmark = pytest.mark.django_db
@@ -82,8 +78,10 @@ def test_parse_llama_guard_answers():
 def test_answer_openings_are_the_trained_answers_prefixes():
     """One-pass scoring forces these openings: with the labels and the closing they are the
     answer training writes (training.blend.target_json) and the parsers read."""
-    from taxonomy.prompts import answer_opening, parse_llama_guard_output
     from training.blend import target_json
+
+    def answer_opening(name, with_response):
+        return get_format(name).opening(with_response)
 
     both = answer_opening("nemoguard", True)
     text = both.before_labels[0] + "unsafe" + both.before_labels[1] + "safe" + both.closing
@@ -96,3 +94,29 @@ def test_answer_openings_are_the_trained_answers_prefixes():
     lines = answer_opening("llama_guard", False)
     assert parse_llama_guard_output(lines.before_labels[0] + "safe" + lines.closing).prompt_label == "safe"
     assert answer_opening("wildguard", True) is None and answer_opening("llama_guard_native", False) is None
+
+
+ANSWERS = (
+    "## Conclusion\nThe response is unharmful.\n\nAnswers: \nRequest: harmful\nCompletion: refusal\nResponse: unharmful"
+)
+
+
+def test_guardreasoner_answers():
+    assert parse_guardreasoner_output(ANSWERS, Task.PROMPT_HARM).label is True
+    assert parse_guardreasoner_output(ANSWERS, Task.REFUSAL).label is True
+    assert parse_guardreasoner_output(ANSWERS, Task.RESPONSE_HARM).label is False
+    inline = "Answers: \nrequest: UNHARMFUL, Completion: None, Response: None"
+    assert parse_guardreasoner_output(inline, Task.PROMPT_HARM).label is False
+    missing = parse_guardreasoner_output(inline, Task.RESPONSE_HARM)
+    assert missing.label is None
+    assert missing.error == "no 'Response: harmful|unharmful' in the last 300 characters"
+    assert parse_guardreasoner_output("Request: ambiguous", Task.PROMPT_HARM).label is None
+
+
+def test_guardreasoner_reads_the_last_answer_in_the_window():
+    conclusion = (
+        "# Task 3 Conclusion\nResponse: unharmful\n\n---\n\nAnswers: \nRequest: harmful\nCompletion: compliance\n"
+    )
+    assert parse_guardreasoner_output(conclusion + "Response: harmful", Task.RESPONSE_HARM).label is True
+    far = "Request: harmful\n" + "x" * 300
+    assert parse_guardreasoner_output(far, Task.PROMPT_HARM).label is None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from core.errors import ApplicationError
 
 if TYPE_CHECKING:
-    from taxonomy.prompts import AnswerOpening
+    from guards.formats.base import AnswerOpening
 
 CPU_BATCH_SIZE = 8
 MAX_BATCH_SIZE = 256

@@ -1,0 +1,1 @@
+"""Guard prompt formats and their parsers, one module each; ``registry`` names them all."""

