@@ -4,13 +4,14 @@ and the agreement report."""
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from core.csvfiles import CsvWriter
+from core.db_ranges import MAX_BIGINT, MAX_INT
 
 from . import selectors, services
 from .models import Assignment, Membership, Project, ProjectRole
@@ -23,15 +24,17 @@ class MemberSerializer(serializers.Serializer):
     username = serializers.CharField()
     role = serializers.ChoiceField(choices=ProjectRole.choices)
     opted_out_categories = serializers.ListField(child=serializers.CharField(), required=False)
-    daily_cap = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    break_reminder_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    daily_cap = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False, allow_null=True)
+    break_reminder_minutes = serializers.IntegerField(min_value=1, max_value=MAX_INT, required=False, allow_null=True)
 
 
 class BatchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     sources = serializers.ListField(child=serializers.CharField(), required=False)
-    sample_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
-    limit = serializers.IntegerField(min_value=1, required=False)
+    sample_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_BIGINT), required=False
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT, required=False)
 
 
 class SubmitSerializer(serializers.Serializer):
@@ -40,7 +43,7 @@ class SubmitSerializer(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField(), required=False)
     other_risks = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    time_spent_ms = serializers.IntegerField(required=False, min_value=0, allow_null=True)
+    time_spent_ms = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT, allow_null=True)
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -53,7 +56,8 @@ def _validated(serializer_class, request):
     return serializer.validated_data
 
 
-@extend_schema(request=MemberSerializer, responses=MemberSerializer(many=True))
+@extend_schema(methods=["GET"], responses=MemberSerializer(many=True))
+@extend_schema(methods=["POST"], request=MemberSerializer, responses={201: MemberSerializer(many=True)})
 @api_view(["GET", "POST"])
 @permission_classes([permissions.IsAuthenticated])
 def members(request, pk: int):
@@ -109,7 +113,7 @@ def next_item(request, pk: int):
     return Response(selectors.pulled_view(pull))
 
 
-@extend_schema(responses=dict)
+@extend_schema(parameters=[OpenApiParameter("before", int, description="an assignment id")], responses=list[dict])
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def my_labels(request, pk: int):
@@ -118,7 +122,7 @@ def my_labels(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
     require_role(request.user, project, ProjectRole.ANNOTATOR)
     before = request.query_params.get("before")
-    if before is not None and not before.isdigit():
+    if before is not None and not (before.isdigit() and int(before) <= MAX_BIGINT):
         raise ValidationError({"before": "an assignment id"})
     return Response(selectors.revisable_assignments(request.user.pk, project, before=int(before) if before else None))
 
@@ -162,7 +166,7 @@ def flag(request, assignment_id: int):
     return Response({"status": "flagged"})
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=list[dict])
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def history(request, assignment_id: int):
@@ -179,7 +183,10 @@ def dashboard(request, pk: int):
     return Response(selectors.project_dashboard(project))
 
 
-@extend_schema(responses=dict)
+@extend_schema(
+    parameters=[OpenApiParameter("as", str, enum=["csv"], description="csv: the report as a CSV download")],
+    responses={(200, "application/json"): dict, (200, "text/csv"): str},
+)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def agreement(request, pk: int):
@@ -202,6 +209,11 @@ class AdjudicationSerializer(serializers.Serializer):
 
 
 @extend_schema(
+    parameters=[
+        OpenApiParameter("reason", str, enum=["no-majority", "low-agreement", "flagged", "jury"]),
+        OpenApiParameter("offset", int),
+        OpenApiParameter("limit", int, description="at most 200"),
+    ],
     responses=inline_serializer(
         "ReviewQueueItem",
         {
@@ -220,7 +232,7 @@ def review_queue(request, pk: int):
     ``?reason=`` (no-majority, low-agreement, flagged, jury), ``?offset=`` and ``?limit=`` (≤ 200) page it."""
     project = get_object_or_404(Project, pk=pk)
     try:
-        offset = max(0, int(request.query_params.get("offset", 0)))
+        offset = min(MAX_BIGINT, max(0, int(request.query_params.get("offset", 0))))
         limit = min(200, max(1, int(request.query_params.get("limit", 200))))
     except ValueError:
         raise ValidationError({"offset": "offset and limit are whole numbers"}) from None
@@ -266,7 +278,7 @@ def qa_next(request, pk: int):
     )
 
 
-@extend_schema(request=AdjudicationSerializer, responses=dict)
+@extend_schema(request=AdjudicationSerializer, responses={201: dict})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def qa_check(request, pk: int, assignment_id: int):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.db import transaction
 from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -24,6 +25,16 @@ from .serializers import (
     ProjectSerializer,
     SampleSerializer,
 )
+
+
+# An export's files as FileResponse types them by suffix: .json (the manifest, a JSON array), .csv,
+# the dataset card (.md), the rest (.jsonl, .parquet).
+EXPORT_FILE_TYPES = {
+    "application/json": OpenApiTypes.ANY,
+    "text/csv": str,
+    "text/markdown": str,
+    "application/octet-stream": OpenApiTypes.BINARY,
+}
 
 
 class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -138,6 +149,7 @@ class ExportSnapshotViewSet(viewsets.ReadOnlyModelViewSet):
         services.cancel_export(snapshot)
         return Response(ExportSnapshotSerializer(snapshot).data)
 
+    @extend_schema(responses={(200, media_type): body for media_type, body in EXPORT_FILE_TYPES.items()})
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[A-Za-z0-9_.-]+)")
     def files(self, request, pk=None, name=None):
         snapshot = self.get_object()

@@ -41,7 +41,7 @@ class FinalLabelSerializer(serializers.ModelSerializer):
 
 
 class SampleSerializer(serializers.ModelSerializer):
-    final_label = FinalLabelSerializer(read_only=True)
+    final_label = FinalLabelSerializer(read_only=True, allow_null=True)  # none until the sample is labelled
 
     class Meta:
         model = Sample

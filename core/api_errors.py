@@ -1,6 +1,8 @@
 """The API's exception handler: application errors (core.errors) answered with their 4xx status
-and body, and a backing service that is down answered 503 with a message, never a 500."""
+and body, a number too large for the database 400, and a backing service that is down 503 with a
+message, never a 500."""
 
+from django.db import DataError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import RedisError
 from rest_framework import exceptions
@@ -22,11 +24,21 @@ class ApplicationErrorAnswer(exceptions.APIException):
         self.status_code = error.status_code
 
 
+def out_of_range(exc: Exception) -> bool:
+    """A number given to the database that its column or LIMIT cannot hold (the fields' bounds,
+    core.db_ranges, catch most before): SQLite's OverflowError, PostgreSQL's SQLSTATE 22003."""
+    if isinstance(exc, OverflowError):
+        return "SQLite INTEGER" in str(exc)
+    return isinstance(exc, DataError) and getattr(exc.__cause__, "sqlstate", None) == "22003"
+
+
 def exception_handler(exc, context):
     """DRF's handler, plus application errors as their 4xx answer, and Redis (rate limits, caches)
     or the task broker being unreachable as 503."""
     if isinstance(exc, ApplicationError):
         exc = ApplicationErrorAnswer(exc)
+    elif out_of_range(exc):
+        exc = exceptions.ValidationError({"detail": "a number in the request is out of range"})
     elif isinstance(exc, RedisError):
         exc = ServiceUnavailable(f"Redis is unreachable ({type(exc).__name__}); try again shortly.")
     elif isinstance(exc, BrokerUnavailable):

@@ -55,7 +55,8 @@ class StartSerializer(serializers.Serializer):
     options = serializers.DictField(required=False, default=dict, help_text=", ".join(services.DEFAULT_OPTIONS))
 
 
-@extend_schema(request=StartSerializer, responses=EvaluationRunSerializer(many=True))
+@extend_schema(methods=["GET"], responses=EvaluationRunSerializer(many=True))
+@extend_schema(methods=["POST"], request=StartSerializer, responses={202: EvaluationRunSerializer})
 @api_view(["GET", "POST"])
 @permission_classes([permissions.IsAuthenticated])
 def runs(request):
@@ -102,9 +103,10 @@ def report_response(runs: list[EvaluationRun], fmt: str, filename: str) -> HttpR
 
 
 AS = OpenApiParameter("as", str, enum=["md", "csv", "json"], description="report format (default md)")
+REPORT = {(200, "text/markdown"): str, (200, "text/csv"): str, (200, "application/json"): dict}
 
 
-@extend_schema(parameters=[AS], responses={(200, "text/markdown"): str})
+@extend_schema(parameters=[AS], responses=REPORT)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def report(request, run_id: int):
@@ -114,7 +116,7 @@ def report(request, run_id: int):
 
 @extend_schema(
     parameters=[AS, OpenApiParameter("runs", str, description="run ids, e.g. 3,5")],
-    responses={(200, "text/markdown"): str},
+    responses=REPORT,
 )
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])

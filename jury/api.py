@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from annotation.models import Project
 from annotation.permissions import require_admin
+from core.db_ranges import MAX_SMALLINT
 from core.jobs import start_job
 from core.outbound import OutboundRefused, check_endpoint_url
 
@@ -70,10 +71,11 @@ class JuryJobSerializer(serializers.ModelSerializer):
 
 class StartJobSerializer(serializers.Serializer):
     part = serializers.ChoiceField(choices=JudgedPart.choices, default=JudgedPart.RESPONSE)
-    min_category_votes = serializers.IntegerField(min_value=1, default=2)
+    min_category_votes = serializers.IntegerField(min_value=1, max_value=MAX_SMALLINT, default=2)
 
 
-@extend_schema(request=JurorSerializer, responses=JurorSerializer(many=True))
+@extend_schema(methods=["GET"], responses=JurorSerializer(many=True))
+@extend_schema(methods=["POST"], request=JurorSerializer, responses={201: JurorSerializer})
 @api_view(["GET", "POST"])
 @permission_classes([permissions.IsAuthenticated])
 def jurors(request, pk: int):
@@ -94,7 +96,8 @@ def jurors(request, pk: int):
     return Response(JurorSerializer(selectors.project_jurors(project), many=True).data)
 
 
-@extend_schema(request=StartJobSerializer, responses=JuryJobSerializer(many=True))
+@extend_schema(methods=["GET"], responses=JuryJobSerializer(many=True))
+@extend_schema(methods=["POST"], request=StartJobSerializer, responses={202: JuryJobSerializer})
 @api_view(["GET", "POST"])
 @permission_classes([permissions.IsAuthenticated])
 def jobs(request, pk: int):
@@ -172,7 +175,8 @@ class GenerationJobSerializer(serializers.ModelSerializer):
         ]
 
 
-@extend_schema(request=GenerationJobSerializer, responses=GenerationJobSerializer(many=True))
+@extend_schema(methods=["GET"], responses=GenerationJobSerializer(many=True))
+@extend_schema(methods=["POST"], request=GenerationJobSerializer, responses={202: GenerationJobSerializer})
 @api_view(["GET", "POST"])
 @permission_classes([permissions.IsAuthenticated])
 def generation_jobs(request, pk: int):

@@ -19,6 +19,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
 from annotation.models import Project
+from core.api_schema import errors
+from core.db_ranges import MAX_BIGINT, MAX_INT, MIN_BIGINT
 from core.login_throttle import ThrottledBasicAuthentication
 
 from . import online, selectors, services
@@ -52,8 +54,8 @@ class ModerationThrottle(UserRateThrottle):
 
 
 class ModerationExpertSerializer(serializers.Serializer):
-    guard = serializers.IntegerField(required=False, allow_null=True)
-    juror = serializers.IntegerField(required=False, allow_null=True)
+    guard = serializers.IntegerField(required=False, allow_null=True, max_value=MAX_BIGINT)
+    juror = serializers.IntegerField(required=False, allow_null=True, max_value=MAX_BIGINT)
     task = serializers.ChoiceField(choices=ExpertTask.choices, default=ExpertTask.AUTO)
     name = serializers.CharField(required=False, max_length=100)
     options = serializers.DictField(required=False, default=dict)
@@ -62,11 +64,11 @@ class ModerationExpertSerializer(serializers.Serializer):
 class ModerationEnsembleCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=80)
-    project = serializers.IntegerField(required=False, allow_null=True)
+    project = serializers.IntegerField(required=False, allow_null=True, max_value=MAX_BIGINT)
     algorithm = serializers.ChoiceField(choices=Algorithm.choices, default=Algorithm.PAPER_WM)
     eta = serializers.FloatField(required=False, allow_null=True)
-    horizon = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    seed = serializers.IntegerField(default=0)
+    horizon = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT)
+    seed = serializers.IntegerField(default=0, min_value=MIN_BIGINT, max_value=MAX_BIGINT)
     experts = ModerationExpertSerializer(many=True)
 
 
@@ -134,7 +136,9 @@ ENSEMBLE_SCHEMA = inline_serializer(
 
 
 @extend_schema(methods=["GET"], responses=ENSEMBLE_SCHEMA.__class__(many=True))
-@extend_schema(methods=["POST"], request=ModerationEnsembleCreateSerializer, responses={201: ENSEMBLE_SCHEMA})
+@extend_schema(
+    methods=["POST"], request=ModerationEnsembleCreateSerializer, responses={201: ENSEMBLE_SCHEMA, **errors(404)}
+)
 @api_view(["GET", "POST"])
 @authentication_classes(AUTHENTICATION)
 @permission_classes([IsAuthenticated])
@@ -158,19 +162,24 @@ class ModerationRequestSerializer(serializers.Serializer):
     )
 
 
+@extend_schema(methods=["GET"], responses=ENSEMBLE_SCHEMA)
 @extend_schema(
+    methods=["POST"],
     request=ModerationRequestSerializer,
-    responses=inline_serializer(
-        "ModerationDecision",
-        {
-            "decision_id": serializers.IntegerField(),
-            "decision": serializers.ChoiceField(choices=["safe", "unsafe"]),
-            "p_unsafe": serializers.FloatField(),
-            "categories": serializers.ListField(child=serializers.CharField()),
-            "votes": serializers.ListField(child=serializers.DictField()),
-            "weights": serializers.DictField(child=serializers.FloatField()),
-        },
-    ),
+    responses={
+        200: inline_serializer(
+            "ModerationDecision",
+            {
+                "decision_id": serializers.IntegerField(),
+                "decision": serializers.ChoiceField(choices=["safe", "unsafe"]),
+                "p_unsafe": serializers.FloatField(),
+                "categories": serializers.ListField(child=serializers.CharField()),
+                "votes": serializers.ListField(child=serializers.DictField()),
+                "weights": serializers.DictField(child=serializers.FloatField()),
+            },
+        ),
+        **errors(409),  # the ensemble is paused
+    },
 )
 @api_view(["GET", "POST"])
 @authentication_classes(AUTHENTICATION)
@@ -202,15 +211,18 @@ class ModerationFeedbackSerializer(serializers.Serializer):
 
 @extend_schema(
     request=ModerationFeedbackSerializer,
-    responses=inline_serializer(
-        "ModerationFeedbackResult",
-        {
-            "decision_id": serializers.IntegerField(),
-            "label": serializers.CharField(),
-            "round": serializers.IntegerField(),
-            "weights": serializers.ListField(child=serializers.FloatField()),
-        },
-    ),
+    responses={
+        200: inline_serializer(
+            "ModerationFeedbackResult",
+            {
+                "decision_id": serializers.IntegerField(),
+                "label": serializers.CharField(),
+                "round": serializers.IntegerField(),
+                "weights": serializers.ListField(child=serializers.FloatField()),
+            },
+        ),
+        **errors(409),  # the decision has feedback already
+    },
 )
 @api_view(["POST"])
 @authentication_classes(AUTHENTICATION)

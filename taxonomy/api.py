@@ -44,6 +44,7 @@ class TaxonomyViewSet(viewsets.ModelViewSet):
         taxonomy = replace_categories(self.get_object(), serializer.validated_data["categories"])
         return Response(self.get_serializer(taxonomy).data)
 
+    @extend_schema(request=TaxonomyVersionSerializer, responses={201: TaxonomySerializer})
     @action(detail=True, methods=["post"], url_path="new-version")
     def new_version(self, request, pk=None):
         serializer = TaxonomyVersionSerializer(data=request.data)

@@ -39,7 +39,7 @@ class TrainSerializer(serializers.Serializer):
     blend_options = serializers.DictField(required=False, default=dict)
 
 
-@extend_schema(request=TrainSerializer, responses=TrainingRunSerializer)
+@extend_schema(request=TrainSerializer, responses={202: TrainingRunSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def train(request, export_id: int):

@@ -1,6 +1,7 @@
 """The one exception handler: application errors answer their status and body, whichever view raised them."""
 
 import pytest
+from django.db import DataError, connection, transaction
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
@@ -44,3 +45,21 @@ def test_errors_that_name_a_field_answer_with_the_field():
 def test_other_errors_are_not_turned_into_400():
     with pytest.raises(KeyError):
         answer(KeyError("a bug"))
+
+
+@pytest.mark.django_db
+def test_a_number_too_large_for_the_database_is_a_400():
+    """SQLite raises OverflowError, PostgreSQL a DataError (SQLSTATE 22003): both are the request's fault."""
+    cast = "::integer" if connection.vendor == "postgresql" else ""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT %s{cast}", [2**70])
+    except (OverflowError, DataError) as error:
+        refused = error
+    response = answer(refused)
+    assert (response.status_code, response.data) == (400, {"detail": "a number in the request is out of range"})
+
+
+def test_an_overflow_of_our_own_is_not_blamed_on_the_request():
+    with pytest.raises(OverflowError):
+        answer(OverflowError("math range error"))
