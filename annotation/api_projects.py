@@ -26,7 +26,6 @@ from .serializers import (
     SampleSerializer,
 )
 
-
 # An export's files as FileResponse types them by suffix: .json (the manifest, a JSON array), .csv,
 # the dataset card (.md), the rest (.jsonl, .parquet).
 EXPORT_FILE_TYPES = {

@@ -5,7 +5,6 @@ throttles. A view that answers more (409, a 404 for an id in its body) lists the
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
 
 from .login_throttle import ThrottledBasicAuthentication
 from .token_api import ThrottledObtainAuthToken
