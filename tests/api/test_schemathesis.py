@@ -137,13 +137,13 @@ def test_api_answers_without_5xx_and_as_documented(in_process_requests, staff, r
 
             @given(case=operation.as_strategy())
             @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-            def call(case):
+            def call(case):  # run at once, inside this iteration: the loop variables are the current ones
                 nonlocal requests
                 requests += 1
-                for name in set(real) & set(case.path_parameters or {}):
-                    case.path_parameters[name] = real[name]
+                for name in set(real) & set(case.path_parameters or {}):  # noqa: B023
+                    case.path_parameters[name] = real[name]  # noqa: B023
                 response = case.call(headers=headers)
-                answers.setdefault(operation.label, set()).add(response.status_code)
+                answers.setdefault(operation.label, set()).add(response.status_code)  # noqa: B023
                 case.validate_response(response, checks=CHECKS)
 
             try:
