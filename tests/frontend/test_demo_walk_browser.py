@@ -2,9 +2,10 @@
 a real Celery worker on the embedded broker, runserver) in processes of its own, then the admin
 signs in, trains the MiniLM guard on the demo's export from the training page and evaluates it from
 the evaluation page, watching both jobs' live progress without a reload. The smallest run the page
-allows (one optimiser step, 20 items per benchmark) keeps it to a few minutes on two cores; each
-step's time is written beside the screenshots under test-output/."""
+allows (one optimiser step on 32-token inputs, 20 items per benchmark) keeps it to a few minutes on
+two cores; each step's time is written beside the screenshots under test-output/."""
 
+import contextlib
 import json
 import os
 import re
@@ -42,16 +43,17 @@ def answers(url: str) -> bool:
 
 @pytest.fixture
 def demo(tmp_path, shared_data):
-    """scripts/demo on a free port with its var/ under tmp_path; yields (server URL, var folder, log)
-    once the page answers and the worker is up. Ends as Ctrl-C does (the script stops its worker)."""
+    """scripts/demo on a free port with its var/ under tmp_path; yields the server's URL, the var
+    folder, the script's log and the seconds it took until the page answers and the worker is up.
+    Ends as Ctrl-C does (the script stops its worker)."""
     var, log_path, port = tmp_path / "var", tmp_path / "demo.log", free_port()
     unset = {"DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "DEBUG", "AEGIS_WORKER_BEAT_SECONDS"}
     env = {key: value for key, value in os.environ.items() if key not in unset}
     env.update(AEGIS_VAR_DIR=str(var), AEGIS_SHARED_DATA=str(shared_data), PORT=str(port))
-    with log_path.open("w") as log:
+    with log_path.open("w") as log:  # SIGINT restored: Ctrl-C reaches runserver even if pytest's parent ignores it
         script = subprocess.Popen(
             [str(ROOT / "scripts" / "demo"), "--no-install"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
     server = f"http://127.0.0.1:{port}"
     try:
@@ -62,13 +64,16 @@ def demo(tmp_path, shared_data):
             time.sleep(0.5)
         yield server, var, log_path, time.monotonic() - started
     finally:
-        os.killpg(script.pid, signal.SIGINT)  # Ctrl-C: runserver ends, the script's trap stops the worker
-        try:
-            script.wait(timeout=60)
-        finally:
-            if script.poll() is None:
-                os.killpg(script.pid, signal.SIGKILL)
-                script.wait()
+        for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # Ctrl-C first: the script stops its worker
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(script.pid, stop)
+            try:
+                script.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)  # whatever the script left behind
 
 
 @pytest.fixture
@@ -125,7 +130,7 @@ def test_the_demo_trains_and_evaluates_the_minilm_guard_from_the_pages(demo, bro
     train = page.locator("form.train").first
     assert "train rows" in train.inner_text()  # the export load_demo made
     train.locator("select[name=kind]").select_option("minilm")
-    train.locator("input[name=config]").fill('{"max_steps": 1}')
+    train.locator("input[name=config]").fill('{"max_steps": 1, "max_length": 32}')
     shot(page, "1-training-page")
     pressed = time.monotonic()
     train.locator("button[type=submit]").click()
