@@ -23,7 +23,7 @@ def default_trainer() -> str:
 
 
 def project_training_runs(project: Project) -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.filter(blend__project=project).select_related("blend", "blend__export")
+    return TrainingRun.objects.filter(blend__project=project).select_related("blend", "blend__export", "guard")
 
 
 def trainable_exports(project: Project) -> QuerySet[ExportSnapshot]:

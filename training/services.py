@@ -140,6 +140,14 @@ def _check_base_model(by, base_model: str) -> None:
     check_server_path(by, base_model, "train from a base model on the server")
 
 
+def _checked_settings(kind: str, config: dict[str, Any] | None) -> MiniLMSettings | LoraSettings:
+    """The trainer's settings from the page's or the API's JSON, or a TrainingError that says what is wrong."""
+    checked = settings_from_dict(SETTINGS[TrainerKind(kind)], {} if config is None else config)
+    if checked.max_steps <= 0 and checked.epochs <= 0:
+        raise TrainingError("training settings: epochs and max_steps are both 0 or less: nothing would be trained")
+    return checked
+
+
 def start_training_run(
     blend: TrainingBlend, *, by, kind: str, base_model: str = "", config: dict[str, Any] | None = None
 ) -> TrainingRun:
@@ -148,7 +156,7 @@ def start_training_run(
     if blend.finished and not blend.succeeded:
         raise TrainingError(f"blend {blend.pk} is {blend.status}: only a finished blend can be trained on")
     kind = TrainerKind(kind)
-    checked = settings_from_dict(SETTINGS[kind], config or {})
+    checked = _checked_settings(kind, config)
     if kind == TrainerKind.MINILM:
         base_model = base_model or minilm_path()
     elif not base_model:
@@ -269,7 +277,7 @@ def train_from_export(
 ) -> TrainingRun:
     """The "train" button: checks the settings and records the blend and the run that trains on it
     once it is built (``start_job(run.blend)`` builds it in a worker; its task then starts the run)."""
-    settings_from_dict(SETTINGS[TrainerKind(kind)], config or {})
+    _checked_settings(kind, config)
     blend = start_blend(export, by=by, options=blend_options)
     return start_training_run(blend, by=by, kind=kind, base_model=base_model, config=config)
 

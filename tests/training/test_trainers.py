@@ -66,6 +66,10 @@ def test_training_settings_are_checked(small_export, boss, tmp_path):
         start_training_run(blend, by=boss, kind="lora")
     with pytest.raises(TrainingError, match="rank: expected int"):
         start_training_run(blend, by=boss, kind="minilm", config={"rank": "big"})
+    with pytest.raises(TrainingError, match="expected a JSON object"):
+        start_training_run(blend, by=boss, kind="minilm", config=[1])
+    with pytest.raises(TrainingError, match="nothing would be trained"):
+        start_training_run(blend, by=boss, kind="minilm", config={"epochs": 0, "max_steps": 0})
     missing = str(tmp_path / "nonexistent" / "model")  # inside AEGIS_SERVER_PATH_ROOTS, as staff's paths must be
     failed = run_training(start_training_run(blend, by=boss, kind="lora", base_model=missing))
     assert failed.status == "failed" and missing in failed.error
@@ -115,3 +119,26 @@ def test_a_run_resumes_from_its_newest_checkpoint(small_export, boss, tmp_path):
     history = json.loads((checkpoints / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
     steps = [entry["step"] for entry in history if "loss" in entry]
     assert steps == [1, 2, 3, 4] and history[0]["mark"] == "from the first run"  # steps 1-2 were not redone
+
+
+def test_progress_times_the_first_step_and_reports_each_steps_loss(monkeypatch):
+    """The ETA after the first step extrapolates that step's duration (not ~0 s), and the loss a
+    step logs reaches the reporter with that step."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from training.trainers import common
+
+    now = [100.0]
+    monkeypatch.setattr(common.time, "monotonic", lambda: now[0])
+    seen = []
+    callback = common.progress_callback(lambda *progress: seen.append(progress) or False)
+    state, control = SimpleNamespace(global_step=0, max_steps=4), TrainerControl()
+    for step, loss in [(1, 0.7), (2, 0.6)]:
+        callback.on_step_begin(None, state, control)
+        now[0] += 10.0
+        state.global_step = step
+        callback.on_step_end(None, state, control)
+        callback.on_log(None, state, control, logs={"loss": loss})
+    assert seen == [(1, 4, None, 30.0), (1, 4, 0.7, 30.0), (2, 4, 0.7, 20.0), (2, 4, 0.6, 20.0)]

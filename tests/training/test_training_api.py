@@ -48,6 +48,8 @@ def test_training_page_and_registry(client, boss, small_export, celery_worker):
     assert GuardModel.objects.get().name in registry
     error = client.post(f"/projects/{small_export.project_id}/training/", {**form, "config": "{oops"}).content.decode()
     assert "settings: not JSON" in error
+    error = client.post(f"/projects/{small_export.project_id}/training/", {**form, "config": "[1]"}).content.decode()
+    assert "training settings: expected a JSON object" in error
 
 
 @pytest.mark.django_db

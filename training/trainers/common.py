@@ -18,6 +18,8 @@ class TrainingError(ApplicationError):
 
 
 def settings_from_dict(cls: type[Settings], data: dict[str, Any]) -> Settings:
+    if not isinstance(data, dict):
+        raise TrainingError(f'training settings: expected a JSON object such as {{"epochs": 1}}, got {data!r}')
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
@@ -45,23 +47,35 @@ def progress_callback(report: ProgressReporter):
     from transformers import TrainerCallback
 
     class ReportProgress(TrainerCallback):
+        """Reports at the end of each step and again when that step's loss is logged (the Trainer
+        logs after the step ends). The ETA extrapolates the time per step since the first step of
+        this process began (a resumed run counts from its checkpoint)."""
+
         def __init__(self) -> None:
             self.started = time.monotonic()
             self.first_step: int | None = None
             self.loss: float | None = None
+            self.eta: float | None = None
+
+        def _report(self, state, control):
+            if report(state.global_step, state.max_steps, self.loss, self.eta):
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.first_step is None:
+                self.first_step, self.started = state.global_step, time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            done = state.global_step - self.first_step
+            self.eta = (time.monotonic() - self.started) / done * (state.max_steps - state.global_step) if done else None
+            return self._report(state, control)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 self.loss = float(logs["loss"])
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.first_step is None:
-                self.first_step, self.started = state.global_step - 1, time.monotonic() - 1e-9
-            done = state.global_step - self.first_step
-            eta = (time.monotonic() - self.started) / done * (state.max_steps - state.global_step) if done else None
-            if report(state.global_step, state.max_steps, self.loss, eta):
-                control.should_training_stop = True
-                control.should_save = True
+                return self._report(state, control)
             return control
 
     return ReportProgress()

