@@ -69,7 +69,8 @@ def progress_callback(report: ProgressReporter):
 
         def on_step_end(self, args, state, control, **kwargs):
             done = state.global_step - self.first_step
-            self.eta = (time.monotonic() - self.started) / done * (state.max_steps - state.global_step) if done else None
+            left = state.max_steps - state.global_step
+            self.eta = (time.monotonic() - self.started) / done * left if done else None
             return self._report(state, control)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
