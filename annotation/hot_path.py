@@ -114,13 +114,14 @@ ON CONFLICT (sample_id, annotator_id) DO UPDATE
 RETURNING id, flagged
 """
 
-# The caller's assignment with what a submission needs: its sample's response, taxonomy and
-# final label source, the batch's k, whether its lease has lapsed, and the caller's own
+# The caller's assignment with what a submission needs: its sample's response, project's taxonomy
+# and review threshold, final label source, the batch's k, whether its lease has lapsed, and the caller's own
 # annotation of the sample (own_*).
 ASSIGNMENT_FOR_SUBMIT = f"""
 SELECT a.id, a.item_id, a.sample_id, a.annotator_id, a.status,
     (a.status = '{LEASED}' AND a.lease_expires_at <= %(now)s) AS lapsed,
-    s.response IS NOT NULL AS has_response, s.project_id, p.taxonomy_id, f.prompt_label_source AS final_source,
+    s.response IS NOT NULL AS has_response, s.project_id, p.taxonomy_id, p.review_below_agreement,
+    f.prompt_label_source AS final_source,
     b.annotations_per_sample AS k,
     o.id AS own_id, o.prompt_label AS own_prompt_label, o.response_label AS own_response_label,
     o.categories AS own_categories, o.other_risks AS own_other_risks, o.comment AS own_comment,
@@ -135,6 +136,32 @@ LEFT JOIN annotation_annotation o ON o.sample_id = a.sample_id AND o.annotator_i
 WHERE a.id = %(assignment)s
 """
 
+# The caller's label, new or revised (by id), returning its id; then its audit entry, and the
+# categories the sample is now known to touch. On PostgreSQL ``submission_statement`` runs them, and
+# the counting below, as one statement (writing WITHs); SQLite runs them one after another.
+INSERT_ANNOTATION = """
+INSERT INTO annotation_annotation
+    (sample_id, annotator_id, prompt_label, response_label, categories, other_risks, comment, time_spent_ms,
+     created_at, updated_at)
+VALUES (%(sample)s, %(user)s, %(prompt_label)s, %(response_label)s, %(categories)s, %(other_risks)s, %(comment)s,
+        %(spent)s, %(now)s, %(now)s)
+RETURNING id
+"""
+UPDATE_ANNOTATION = """
+UPDATE annotation_annotation
+SET prompt_label = %(prompt_label)s, response_label = %(response_label)s, categories = %(categories)s,
+    other_risks = %(other_risks)s, comment = %(comment)s, time_spent_ms = %(spent)s, updated_at = %(now)s
+WHERE id = %(own)s
+RETURNING id
+"""
+INSERT_REVISION = """
+INSERT INTO annotation_annotationrevision (annotation_id, changed_by_id, changed_at, old, new)
+SELECT {annotation}, %(user)s, %(now)s, %(old)s, %(new)s {source}
+"""
+INSERT_CATEGORIES = """
+INSERT INTO annotation_samplecategory (sample_id, code) VALUES {rows} ON CONFLICT DO NOTHING
+"""
+
 # The submission counted on its item (done once k are in), atomically: two last submissions of
 # an item cannot both miss each other, whatever the isolation level.
 COUNT_SUBMISSION = """
@@ -146,6 +173,26 @@ RETURNING submitted_count
 MARK_SUBMITTED = f"""
 UPDATE annotation_assignment SET status = '{SUBMITTED}', submitted_at = %(now)s WHERE id = %(assignment)s
 """
+
+
+def category_rows(count: int) -> str:
+    """The VALUES of INSERT_CATEGORIES for ``count`` codes (parameters sample, code0, code1, ...)."""
+    return ", ".join(f"(%(sample)s, %(code{i})s)" for i in range(count))
+
+
+def submission_statement(*, new: bool, categories: int, count: bool) -> str:
+    """PostgreSQL: the label, its audit entry, its categories and (``count``) the assignment marked
+    submitted and counted on its item, in one statement; returns (annotation id, item's count)."""
+    parts = [
+        f"saved AS ({INSERT_ANNOTATION if new else UPDATE_ANNOTATION})",
+        f"revision AS ({INSERT_REVISION.format(annotation='id', source='FROM saved')})",
+    ]
+    if categories:
+        parts.append(f"known AS ({INSERT_CATEGORIES.format(rows=category_rows(categories))})")
+    if count:
+        parts += [f"submitted AS ({MARK_SUBMITTED})", f"counted AS ({COUNT_SUBMISSION})"]
+    counted = "(SELECT submitted_count FROM counted)" if count else "NULL"
+    return f"WITH {', '.join(parts)} SELECT (SELECT id FROM saved), {counted}"
 
 
 def lock(sql: str, table: str, *, skip_locked: bool = False) -> str:
@@ -164,6 +211,11 @@ def fetch_one(sql: str, params: dict) -> tuple | None:
 def when(value):
     """A datetime as the database takes it in a raw statement."""
     return connection.ops.adapt_datetimefield_value(value)
+
+
+def json_param(value):
+    """A value for a JSON column in a raw statement (None stays SQL NULL)."""
+    return None if value is None else connection.ops.adapt_json_value(value, None)
 
 
 def json_value(value):

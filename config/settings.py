@@ -155,7 +155,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "core.login_throttle.ThrottledBasicAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "core.token_auth.OneStatementTokenAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "core.api_schema.ApiSchema",  # documents the error answers too
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -11,7 +11,7 @@ from django.core.cache import caches
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
@@ -22,11 +22,12 @@ from annotation.models import Project
 from core.api_schema import errors
 from core.db_ranges import MAX_BIGINT, MAX_INT, MIN_BIGINT
 from core.login_throttle import ThrottledBasicAuthentication
+from core.token_auth import OneStatementTokenAuthentication
 
 from . import online, selectors, services
 from .models import Algorithm, Decision, Ensemble, ExpertTask, WeightHistory
 
-AUTHENTICATION = [TokenAuthentication, SessionAuthentication, ThrottledBasicAuthentication]
+AUTHENTICATION = [OneStatementTokenAuthentication, SessionAuthentication, ThrottledBasicAuthentication]
 
 
 class ModerationThrottle(UserRateThrottle):

@@ -31,53 +31,58 @@ def majority_categories(annotations: list[Annotation]) -> list[str]:
     return [code for code, count in named.most_common() if count >= needed]
 
 
-def open_review(sample: Sample, reason: str) -> ReviewItem:
-    item, created = ReviewItem.objects.get_or_create(sample=sample, defaults={"reason": reason})
+def open_review(sample: Sample | int, reason: str) -> ReviewItem:
+    """Opens (or adds the reason to) the sample's review item; ``sample`` a Sample or its id."""
+    sample_id = sample if isinstance(sample, int) else sample.pk
+    item, created = ReviewItem.objects.get_or_create(sample_id=sample_id, defaults={"reason": reason})
     if not created and item.resolved_at is None and reason not in item.reason:
         item.reason = f"{item.reason}; {reason}"
         item.save(update_fields=["reason"])
     return item
 
 
-@transaction.atomic
-def finalize_sample(sample: Sample) -> FinalLabel | ReviewItem | None:
-    """Called when a sample has all its annotations: majority → final label, else review.
+@transaction.atomic(savepoint=False)  # inside a submission: its failure undoes the submission too
+def finalize_sample(sample_id: int, *, project: Project, has_response: bool) -> FinalLabel | ReviewItem | None:
+    """Called when a sample of ``project`` has all its annotations: majority → final label, else review.
 
     A final label from humans or a reviewer is never replaced here; imported ones are.
     """
-    if FinalLabel.objects.filter(sample=sample, prompt_label_source__in=FINAL_LABEL_SOURCES).exists():
+    if FinalLabel.objects.filter(sample_id=sample_id, prompt_label_source__in=FINAL_LABEL_SOURCES).exists():
         return None
-    annotations = list(Annotation.objects.filter(sample=sample, import_batch__isnull=True))
+    annotations = list(Annotation.objects.filter(sample_id=sample_id, import_batch__isnull=True))
     if not annotations:
         return None
     prompt, prompt_share = majority([a.prompt_label for a in annotations if a.prompt_label])
     response, response_share = None, 1.0
-    if sample.response is not None:
+    if has_response:
         response, response_share = majority([a.response_label for a in annotations if a.response_label])
-    threshold = sample.project.review_below_agreement
-    if prompt is None or (sample.response is not None and response is None):
-        return open_review(sample, "no majority label")
+    threshold = project.review_below_agreement
+    if prompt is None or (has_response and response is None):
+        return open_review(sample_id, "no majority label")
     if min(prompt_share, response_share) < threshold:
-        return open_review(sample, f"agreement {min(prompt_share, response_share):.2f} below {threshold:.2f}")
+        return open_review(sample_id, f"agreement {min(prompt_share, response_share):.2f} below {threshold:.2f}")
     unsafe = SafetyLabel.UNSAFE in (prompt, response) or SafetyLabel.NEEDS_CAUTION in (prompt, response)
-    final, _ = FinalLabel.objects.update_or_create(
-        sample=sample,
-        defaults={
-            "prompt_label": prompt,
-            "prompt_label_source": LabelSource.HUMAN,
-            "response_label": response,
-            "response_label_source": LabelSource.HUMAN if response else None,
-            "categories": majority_categories(annotations) if unsafe else [],
-            "decided_by": None,
-            "import_batch": None,
-        },
+    decided = {
+        "prompt_label": prompt,
+        "prompt_label_source": LabelSource.HUMAN,
+        "response_label": response,
+        "response_label_source": LabelSource.HUMAN if response else None,
+        "categories": majority_categories(annotations) if unsafe else [],
+        "decided_by": None,
+        "import_batch": None,
+    }
+    final = FinalLabel(sample_id=sample_id, **decided)  # replaces an imported final label: one upsert
+    FinalLabel.objects.bulk_create(
+        [final], update_conflicts=True, unique_fields=["sample"], update_fields=[*decided, "updated_at"]
     )
-    _announce(sample)
+    _announce(sample_id, project.pk)
     return final
 
 
-def _announce(sample: Sample) -> None:
-    transaction.on_commit(lambda: final_label_decided.send(sender=FinalLabel, sample=sample), robust=True)
+def _announce(sample_id: int, project_id: int) -> None:
+    transaction.on_commit(
+        lambda: final_label_decided.send(sender=FinalLabel, sample_id=sample_id, project_id=project_id), robust=True
+    )
 
 
 def _reviewable(sample_id: int, reviewer, project: Project) -> Sample:
@@ -124,7 +129,7 @@ def adjudicate(
         resolved_at=timezone.now(), resolved_by=reviewer
     )
     QueueItem.objects.filter(sample=sample, done=False).update(done=True)  # final: never handed out again
-    _announce(sample)
+    _announce(sample.pk, project.pk)
     return final
 
 

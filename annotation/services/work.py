@@ -17,7 +17,6 @@ from ..bulk import refresh_planner_statistics
 from ..labels import FINAL_LABEL_SOURCES, LabelError, check_label_submission
 from ..models import (
     Annotation,
-    AnnotationRevision,
     Assignment,
     AssignmentBatch,
     AssignmentStatus,
@@ -26,7 +25,6 @@ from ..models import (
     ProjectRole,
     QueueItem,
     Sample,
-    SampleCategory,
 )
 from ..permissions import require_admin
 from ..selectors import hazard_codes, remaining_bound, start_of_today
@@ -300,6 +298,7 @@ class SubmitTarget:
     has_response: bool
     project_id: int
     taxonomy_id: int
+    review_below_agreement: float
     final_source: str | None
     k: int
     own_id: int | None
@@ -312,9 +311,9 @@ def _assignment_for_submit(assignment_id: int, user, now) -> SubmitTarget:
     row = sql.fetch_one(sql.lock(sql.ASSIGNMENT_FOR_SUBMIT, "a"), params)
     if row is None or row[3] != user.pk:
         raise PermissionDenied("not your assignment")
-    own = dict(zip(OWN_FIELDS, row[12:17], strict=True))
+    own = dict(zip(OWN_FIELDS, row[13:18], strict=True))
     own["categories"] = sql.json_value(own["categories"])
-    return SubmitTarget(*row[:5], bool(row[5]), bool(row[6]), *row[7:12], own=own, own_time_spent_ms=row[17])
+    return SubmitTarget(*row[:5], bool(row[5]), bool(row[6]), *row[7:13], own=own, own_time_spent_ms=row[18])
 
 
 @transaction.atomic
@@ -355,49 +354,60 @@ def submit_annotation(
         "other_risks": other_risks.strip(),
         "comment": comment.strip(),
     }
-    annotation = _store_annotation(target, user, now, fields, time_spent_ms)
-    if codes:
-        SampleCategory.objects.bulk_create(
-            [SampleCategory(sample_id=target.sample_id, code=code) for code in codes], ignore_conflicts=True
-        )
-    if target.status != AssignmentStatus.SUBMITTED and _record_submission(target, now) >= target.k:
-        finalize_sample(Sample.objects.select_related("project").get(pk=target.sample_id))
+    annotation, submitted_count = _write_submission(target, user, now, fields, time_spent_ms)
+    if submitted_count is not None and submitted_count >= target.k:
+        project = Project(pk=target.project_id, review_below_agreement=target.review_below_agreement)
+        finalize_sample(target.sample_id, project=project, has_response=target.has_response)
     return annotation
 
 
-def _store_annotation(target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None) -> Annotation:
-    """Writes the label (new or revised) and its audit entry."""
+def _write_submission(
+    target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None
+) -> tuple[Annotation, int | None]:
+    """Writes the label (new or revised), its audit entry and the categories it names; on a first
+    submission also marks the assignment submitted and counts it on its item (done once k are in).
+    Returns the label and the item's count of submissions (None on a revision). One statement on
+    PostgreSQL, one per write on SQLite."""
     spent = target.own_time_spent_ms
     if time_spent_ms is not None:
         spent = (spent or 0) + max(0, int(time_spent_ms))
-    if target.own_id is None:
-        old = None
-        annotation = Annotation.objects.create(
-            sample_id=target.sample_id, annotator=user, time_spent_ms=spent, **fields
-        )
-    else:
-        old = target.own
-        Annotation.objects.filter(pk=target.own_id).update(time_spent_ms=spent, updated_at=now, **fields)
-        annotation = Annotation(
-            pk=target.own_id, sample_id=target.sample_id, annotator=user, time_spent_ms=spent, updated_at=now, **fields
-        )
-    AnnotationRevision.objects.create(
-        annotation=annotation, changed_by=user, old=old, new=annotation_snapshot(annotation)
+    new = target.own_id is None
+    annotation = Annotation(
+        pk=target.own_id, sample_id=target.sample_id, annotator=user, time_spent_ms=spent, updated_at=now, **fields
     )
-    return annotation
-
-
-def _record_submission(target: SubmitTarget, now) -> int:
-    """Marks the assignment submitted and counts it on its item (done once k are in); returns the
-    item's count of submissions. On PostgreSQL both writes are one statement."""
-    params = {"k": target.k, "item": target.item_id, "assignment": target.id, "now": sql.when(now)}
+    count = target.status != AssignmentStatus.SUBMITTED
+    codes = fields["categories"]
+    params = {
+        **fields,
+        "categories": sql.json_param(codes),
+        "sample": target.sample_id,
+        "user": user.pk,
+        "own": target.own_id,
+        "spent": spent,
+        "now": sql.when(now),
+        "old": None if new else sql.json_param(target.own),
+        "new": sql.json_param(annotation_snapshot(annotation)),
+        "k": target.k,
+        "item": target.item_id,
+        "assignment": target.id,
+        **{f"code{i}": code for i, code in enumerate(codes)},
+    }
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"WITH submitted AS ({sql.MARK_SUBMITTED}) {sql.COUNT_SUBMISSION}", params)
+            cursor.execute(sql.submission_statement(new=new, categories=len(codes), count=count), params)
+            annotation.pk, submitted_count = cursor.fetchone()
         else:
-            cursor.execute(sql.MARK_SUBMITTED, params)
-            cursor.execute(sql.COUNT_SUBMISSION, params)
-        return cursor.fetchone()[0]
+            cursor.execute(sql.INSERT_ANNOTATION if new else sql.UPDATE_ANNOTATION, params)
+            annotation.pk = cursor.fetchone()[0]
+            cursor.execute(sql.INSERT_REVISION.format(annotation=annotation.pk, source=""), params)
+            if codes:
+                cursor.execute(sql.INSERT_CATEGORIES.format(rows=sql.category_rows(len(codes))), params)
+            submitted_count = None
+            if count:
+                cursor.execute(sql.MARK_SUBMITTED, params)
+                cursor.execute(sql.COUNT_SUBMISSION, params)
+                submitted_count = cursor.fetchone()[0]
+    return annotation, submitted_count
 
 
 @transaction.atomic
