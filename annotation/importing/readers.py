@@ -196,7 +196,20 @@ def _loads(text: str, location: Location) -> Any:
         raise ImportDataError("JSON nested too deeply to read", location) from None
 
 
+def _within_limits_at_a_glance(text: str, limits: ReadLimits) -> bool:
+    """True when a JSON text cannot hold a value over the limits, so that ``_check_values`` need not
+    walk it: no decoded string is longer in UTF-8 than 4 bytes per character of the text, nesting
+    needs a bracket per level, and a NUL can only be written ``\\u0000`` (JSON refuses a raw one).
+    False only means "check value by value"."""
+    return (
+        len(text) * 4 <= limits.max_field_bytes
+        and text.count("{") + text.count("[") <= limits.max_depth
+        and "\\u0000" not in text
+    )
+
+
 def _read_jsonl(path: Path, name: str, limits: ReadLimits) -> Iterator[tuple[Location, Record]]:
+    """Records of a JSONL file, their values checked against the limits."""
     for number, text in _BoundedLines(path, name, limits):
         if not text.strip():
             continue
@@ -204,6 +217,8 @@ def _read_jsonl(path: Path, name: str, limits: ReadLimits) -> Iterator[tuple[Loc
         record = _loads(text, location)
         if not isinstance(record, dict):
             raise ImportDataError(f"expected a JSON object, found {type(record).__name__}", location)
+        if not _within_limits_at_a_glance(text, limits):
+            _check_values(record, location, limits)
         yield location, record
 
 
@@ -322,6 +337,7 @@ def _read_parquet(path: Path, name: str, limits: ReadLimits) -> Iterator[tuple[L
 
 
 _READERS = {"jsonl": _read_jsonl, "json": _read_json_array, "csv": _read_csv, "parquet": _read_parquet}
+_CHECKED_BY_READER = {"jsonl"}  # the others' values are checked by read_records
 
 
 def read_records(
@@ -343,7 +359,8 @@ def read_records(
         rows += 1
         if rows > limits.max_rows:
             raise ImportDataError(f"more than {limits.max_rows:,} records (setting AEGIS_IMPORT_MAX_ROWS)", location)
-        _check_values(record, location, limits)
+        if fmt not in _CHECKED_BY_READER:
+            _check_values(record, location, limits)
         yield location, record
     if not rows:
         raise ImportDataError("the file has no records", name)

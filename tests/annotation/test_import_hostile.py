@@ -17,8 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from annotation.importing.errors import ImportDataError
+from annotation.importing.errors import ImportDataError, Location
+from annotation.importing.readers import ReadLimits, _check_values, _within_limits_at_a_glance
 from annotation.models import ImportBatch, Sample
 from annotation.services import export_dataset, import_samples
 from core.csvfiles import restore
@@ -234,3 +238,23 @@ def test_hostile_cells_import_and_the_export_reads_back_identically(project, tmp
     assert {r["id"]: (r["prompt"], r["response"]) for r in pq.read_table(folder / "train.parquet").to_pylist()} == (
         expected
     )
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    value=st.recursive(
+        st.none() | st.integers() | st.text(max_size=40) | st.text(st.sampled_from("aé€😀\x00\\"), max_size=40),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=30,
+    ),
+    ascii_only=st.booleans(),
+)
+@example(value="😀" * 17, ascii_only=False)  # 19 characters of JSON, 68 bytes of text
+@example(value="\x00", ascii_only=True)
+@example(value=[[[[[]]]]], ascii_only=True)  # five levels
+def test_a_jsonl_line_passed_at_a_glance_holds_nothing_over_the_limits(value, ascii_only):
+    """The JSONL reader skips the value-by-value walk only for lines that cannot break a limit."""
+    limits = ReadLimits(max_field_bytes=64, max_depth=4)
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if _within_limits_at_a_glance(text, limits):
+        _check_values(json.loads(text), Location("f.jsonl", line=1), limits)  # must not raise
