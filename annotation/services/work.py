@@ -152,7 +152,7 @@ def _membership_for_pull(user, project_id: int, now) -> Membership:
         "today": sql.when(start_of_today()),
         "bound": remaining_bound(),
     }
-    row = sql.fetch_one(sql.lock(sql.MEMBERSHIP, "m"), params)
+    row = sql.fetch_one(sql.membership_statement(), params)
     if row is None:
         get_object_or_404(Project, pk=project_id)
         raise PermissionDenied(f"{user} is not annotator in this project")
@@ -166,7 +166,7 @@ def _membership_for_pull(user, project_id: int, now) -> Membership:
         daily_cap=cap,
         break_reminder_minutes=reminder,
     )
-    membership.current_lease, membership.submitted, membership.submitted_today, membership.remaining = row[11:]
+    membership.current_lease, membership.submitted, membership.submitted_today, membership.remaining = row[11:15]
     return membership
 
 
