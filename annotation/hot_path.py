@@ -190,6 +190,29 @@ UPDATE annotation_assignment SET status = '{SUBMITTED}', submitted_at = %(now)s 
 """
 
 
+# Deciding a sample's final label once its k annotations are in: whether a human or reviewer
+# decided it already, with the annotators' labels (imported ones aside), in one statement; then
+# the final label written as one upsert (it replaces an imported one; its refusal label stays).
+FINAL_SOURCE_AND_VOTES = """
+SELECT f.prompt_label_source, a.id, a.prompt_label, a.response_label, a.categories
+FROM annotation_sample s
+LEFT JOIN annotation_finallabel f ON f.sample_id = s.id
+LEFT JOIN annotation_annotation a ON a.sample_id = s.id AND a.import_batch_id IS NULL
+WHERE s.id = %(sample)s
+"""
+UPSERT_FINAL_LABEL = """
+INSERT INTO annotation_finallabel
+    (sample_id, prompt_label, prompt_label_source, response_label, response_label_source, categories,
+     decided_by_id, import_batch_id, updated_at)
+VALUES (%(sample)s, %(prompt_label)s, %(prompt_label_source)s, %(response_label)s, %(response_label_source)s,
+        %(categories)s, NULL, NULL, %(now)s)
+ON CONFLICT (sample_id) DO UPDATE SET
+    prompt_label = excluded.prompt_label, prompt_label_source = excluded.prompt_label_source,
+    response_label = excluded.response_label, response_label_source = excluded.response_label_source,
+    categories = excluded.categories, decided_by_id = NULL, import_batch_id = NULL, updated_at = excluded.updated_at
+"""
+
+
 def category_rows(count: int) -> str:
     """The VALUES of INSERT_CATEGORIES for ``count`` codes (parameters sample, code0, code1, ...)."""
     return ", ".join(f"(%(sample)s, %(code{i})s)" for i in range(count))
@@ -221,6 +244,12 @@ def fetch_one(sql: str, params: dict) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+def fetch_all(sql: str, params: dict) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def when(value):

@@ -3,12 +3,14 @@ reviewer decides (``adjudicated``). Reviewers see every annotation of the sample
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from .. import hot_path as sql
 from ..extensions import jury_verdicts
 from ..labels import FINAL_LABEL_SOURCES, LabelError, LabelSource, SafetyLabel, check_label_submission
 from ..models import Annotation, FinalLabel, Project, ProjectRole, QueueItem, ReviewItem, Sample, SampleCategory
@@ -24,11 +26,32 @@ def majority(values: list[str]) -> tuple[str | None, float]:
     return ranked[0][0], ranked[0][1] / len(values)
 
 
-def majority_categories(annotations: list[Annotation]) -> list[str]:
-    """Codes named by at least half of the annotators, most named first (ties by first naming)."""
+def majority_categories(annotations: Iterable) -> list[str]:
+    """Codes named by at least half of the annotations (anything with ``categories``), most named
+    first (ties by first naming)."""
+    annotations = list(annotations)
     named = Counter(code for annotation in annotations for code in annotation.categories)
     needed = len(annotations) / 2
     return [code for code, count in named.most_common() if count >= needed]
+
+
+class Vote(NamedTuple):
+    """One annotator's labels of a sample, as deciding its final label reads them."""
+
+    prompt_label: str | None
+    response_label: str | None
+    categories: list[str]
+
+
+def _final_source_and_votes(sample_id: int) -> tuple[str | None, list[Vote]]:
+    """The source of the sample's final label (None without one) and its annotators' votes."""
+    rows = sql.fetch_all(sql.FINAL_SOURCE_AND_VOTES, {"sample": sample_id})
+    votes = [
+        Vote(prompt, response, sql.json_value(codes) or [])
+        for _, annotation_id, prompt, response, codes in rows
+        if annotation_id is not None
+    ]
+    return (rows[0][0] if rows else None), votes
 
 
 def open_review(sample: Sample | int, reason: str) -> ReviewItem:
@@ -47,10 +70,8 @@ def finalize_sample(sample_id: int, *, project: Project, has_response: bool) -> 
 
     A final label from humans or a reviewer is never replaced here; imported ones are.
     """
-    if FinalLabel.objects.filter(sample_id=sample_id, prompt_label_source__in=FINAL_LABEL_SOURCES).exists():
-        return None
-    annotations = list(Annotation.objects.filter(sample_id=sample_id, import_batch__isnull=True))
-    if not annotations:
+    final_source, annotations = _final_source_and_votes(sample_id)
+    if final_source in FINAL_LABEL_SOURCES or not annotations:
         return None
     prompt, prompt_share = majority([a.prompt_label for a in annotations if a.prompt_label])
     response, response_share = None, 1.0
@@ -62,19 +83,27 @@ def finalize_sample(sample_id: int, *, project: Project, has_response: bool) -> 
     if min(prompt_share, response_share) < threshold:
         return open_review(sample_id, f"agreement {min(prompt_share, response_share):.2f} below {threshold:.2f}")
     unsafe = SafetyLabel.UNSAFE in (prompt, response) or SafetyLabel.NEEDS_CAUTION in (prompt, response)
-    decided = {
-        "prompt_label": prompt,
-        "prompt_label_source": LabelSource.HUMAN,
-        "response_label": response,
-        "response_label_source": LabelSource.HUMAN if response else None,
-        "categories": majority_categories(annotations) if unsafe else [],
-        "decided_by": None,
-        "import_batch": None,
-    }
-    final = FinalLabel(sample_id=sample_id, **decided)  # replaces an imported final label: one upsert
-    FinalLabel.objects.bulk_create(
-        [final], update_conflicts=True, unique_fields=["sample"], update_fields=[*decided, "updated_at"]
+    now = timezone.now()
+    final = FinalLabel(
+        sample_id=sample_id,
+        prompt_label=prompt,
+        prompt_label_source=LabelSource.HUMAN,
+        response_label=response,
+        response_label_source=LabelSource.HUMAN if response else None,
+        categories=majority_categories(annotations) if unsafe else [],
+        updated_at=now,
     )
+    params = {
+        "sample": sample_id,
+        "prompt_label": prompt,
+        "prompt_label_source": LabelSource.HUMAN.value,
+        "response_label": response,
+        "response_label_source": LabelSource.HUMAN.value if response else None,
+        "categories": sql.json_param(final.categories),
+        "now": sql.when(now),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql.UPSERT_FINAL_LABEL, params)
     _announce(sample_id, project.pk)
     return final
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 NEXT_STATEMENTS = 4
 SUBMIT_STATEMENTS = {"postgresql": 3, "sqlite": 7}
-FINALISING = 3  # whether it is final already, its annotations, the new final label (one upsert)
+FINALISING = 2  # whether it is final already with its annotations; the final label (one upsert)
 TRANSACTION = 2  # BEGIN, COMMIT
 
 
