@@ -37,8 +37,17 @@ DESCRIPTIONS = {
     404: "No such object visible to you (or no such page of results).",
     409: "The request conflicts with the object's state.",
     429: "Too many requests: over the rate limit, or too many failed logins (locked out for a while).",
-    503: "Redis (login counter, rate limits) is unreachable; try again after Retry-After seconds.",
+    503: (
+        "Redis is unreachable and the request signs in with a password (Basic auth, the token endpoint), "
+        "whose failed logins are counted there; try again after Retry-After seconds. A session needs no "
+        "Redis, nor does starting a job (recorded, and sent to the task queue once Redis is back)."
+    ),
 }
+# What a throttled operation (moderation) answers while Redis, which holds its rate limit, is down.
+THROTTLE_STORE_DOWN = (
+    "Redis, which counts this operation's rate limit (and failed logins), is unreachable; nothing was "
+    "decided, try again after Retry-After seconds."
+)
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 UNCHECKED_QUERY_PARAMETERS = {"page", "format", "lang"}  # a wrong page or format is a 404; lang is not checked
@@ -58,7 +67,10 @@ class ApiSchema(AutoSchema):
             return responses
         self._register_error_components()
         for code in self.error_codes():
-            responses.setdefault(str(code), self._get_response_for_code(errors(code)[code], str(code)))
+            answer = errors(code)[code]
+            if code == 503 and self.view.get_throttles():
+                answer = OpenApiResponse(ERROR_REF, THROTTLE_STORE_DOWN)
+            responses.setdefault(str(code), self._get_response_for_code(answer, str(code)))
         for code in ("429", "503"):
             if code in responses:
                 responses[code].setdefault("headers", RETRY_AFTER)

@@ -1,12 +1,47 @@
 """Loading guard models for inference: a causal LM (base model, with a LoRA adapter merged in
-or not) and the MiniLM classifier. torch, transformers and peft are imported on first use."""
+or not) and the MiniLM classifier. torch, transformers and peft are imported on first use.
 
+A model named by a Hugging Face id is read from the Hugging Face cache (``model_location``), never
+from a folder of that name in the working directory."""
+
+import re
 from pathlib import Path
 from typing import Any
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+# Weights in other frameworks' formats: transformers and vLLM read none of them here.
+OTHER_FRAMEWORKS = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "onnx/*", "*.tflite", "coreml/*"]
 
 
 class ModelUnavailable(ValueError):
     """A model whose package or files are not on this machine."""
+
+
+def is_hub_id(name: str) -> bool:
+    """``name`` or ``org/name``: a Hugging Face id (a local folder is named by a path: ``/…`` or ``./…``)."""
+    return bool(HUB_ID.fullmatch(name)) and ".." not in name
+
+
+def model_location(name: str | Path) -> str:
+    """The folder to load a model from. A Hugging Face id resolves to its snapshot in the Hugging
+    Face cache (downloaded there first unless HF_HUB_OFFLINE is set), so a folder that happens to
+    bear the id's name in the working directory is never read; any other name is a path, as given."""
+    name = str(name)
+    if not is_hub_id(name):
+        return name
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(name, local_files_only=constants.HF_HUB_OFFLINE, ignore_patterns=OTHER_FRAMEWORKS)
+    except LocalEntryNotFoundError:
+        raise ModelUnavailable(
+            f"{name}: not in the Hugging Face cache ({constants.HF_HUB_CACHE})"
+            + (" and HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else " and the Hub cannot be reached")
+            + f": download it first (hf download {name}), or name a local folder by its path (./{name})"
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as error:
+        raise ModelUnavailable(f"{name}: cannot fetch it from the Hugging Face Hub: {error}") from None
 
 
 def device_and_dtype() -> tuple[str, Any, bool]:
@@ -24,7 +59,7 @@ def load_lora_guard(base_model: str, adapter: str | Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _, dtype, _ = device_and_dtype()
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_location(base_model), dtype=dtype)
     model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     return model, AutoTokenizer.from_pretrained(str(adapter))
@@ -41,8 +76,9 @@ def load_causal_guard(base_model: str, adapter: str | Path | None):
         model, tokenizer = load_lora_guard(base_model, adapter)
         model = model.merge_and_unload().eval()
     else:
-        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype).eval()
-        tokenizer = AutoTokenizer.from_pretrained(base_model)
+        location = model_location(base_model)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).eval()
+        tokenizer = AutoTokenizer.from_pretrained(location)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -3,7 +3,6 @@ cancel, resume) and the guard models they register."""
 
 import hashlib
 import json
-import re
 import shutil
 import time
 import uuid
@@ -22,6 +21,7 @@ from core.jobs import JobRun, cancel_job, start_job
 from core.models import JobStatus
 from core.outbound import check_server_path
 from guards.formats.registry import CLASSIFIER
+from guards.loading import is_hub_id
 
 from .blend import BLEND_SPLITS, BlendBuilder, BlendError, BlendOptions, read_export_split, read_topic_following
 from .models import GuardModel, TrainerKind, TrainingBlend, TrainingRun
@@ -130,12 +130,10 @@ def read_blend(blend: TrainingBlend, split: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in stream]
 
 
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
-
-
 def _check_base_model(by, base_model: str) -> None:
-    """A Hugging Face id for anyone; a server path for staff only, inside AEGIS_SERVER_PATH_ROOTS."""
-    if HUB_ID.fullmatch(base_model) and ".." not in base_model:
+    """A Hugging Face id for anyone (read from the Hugging Face cache only); a server path for
+    staff only, inside AEGIS_SERVER_PATH_ROOTS."""
+    if is_hub_id(base_model):
         return
     check_server_path(by, base_model, "train from a base model on the server")
 

@@ -36,17 +36,16 @@ class OpenAICompatibleBackend:
     def __post_init__(self) -> None:
         # Imported here: core.outbound reads Django's settings, and this package also loads in vLLM's
         # own environment (the in-process engine), which has no Django.
-        from core.outbound import OutboundRefused, check_endpoint_url
+        from core.outbound import OutboundRefused, endpoint_client
 
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            check_endpoint_url(self.base_url)
+            self.client = endpoint_client(
+                self.base_url, headers=headers, timeout=self.timeout, connections=self.concurrency
+            )
         except OutboundRefused as error:
             raise BackendError(str(error)) from None
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        self.client = httpx.Client(
-            base_url=self.base_url.rstrip("/"), headers=headers, timeout=self.timeout, limits=limits
-        )
+        self._refused = OutboundRefused
 
     def close(self) -> None:
         self.client.close()
@@ -73,6 +72,8 @@ class OpenAICompatibleBackend:
             raise _NoAnswer(f"timed out after {self.timeout:g} s") from None
         except httpx.TransportError as error:
             raise _NoAnswer(f"cannot reach {self.base_url}: {error}") from None
+        except self._refused as error:  # the host resolved off the list when connecting: not retried
+            raise BackendError(f"{self.model} at {self.base_url}: {error}") from None
         if response.status_code in RETRYABLE_STATUS:
             raise _NoAnswer(f"HTTP {response.status_code}: {response.text[:200]}")
         return response

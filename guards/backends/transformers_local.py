@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..loading import model_location
 from .base import BackendError, Completion
 
 
@@ -28,8 +29,9 @@ class TransformersBackend:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-            self._model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.float32).to(self.device)
+            location = model_location(self.model_path)
+            self._tokenizer = AutoTokenizer.from_pretrained(location)
+            self._model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).to(self.device)
             self._model.eval()
 
     def complete(self, prompt: str, *, max_tokens: int = 64, **_: Any) -> Completion:

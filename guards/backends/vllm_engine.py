@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..loading import model_location
 from .base import BackendError, Completion
 
 
@@ -25,7 +26,7 @@ class VLLMBackend:
         if self._llm is None:
             from vllm import LLM
 
-            self._llm = LLM(model=self.model, **self.engine_options)
+            self._llm = LLM(model=model_location(self.model), **self.engine_options)
         return self._llm
 
     def _params(self, max_tokens: int, json_schema: dict | None, choices: list[str] | None):

@@ -39,3 +39,11 @@ def test_token_first_views_challenge_with_401_and_conflicts_are_409(paths):
     assert "409" in codes(paths, "post", "/api/moderation/decisions/{decision_id}/feedback/")
     assert "401" not in codes(paths, "get", "/api/projects/")  # session first: DRF answers 403
     assert codes(paths, "get", "/api/taxonomies/{id}/") == {"200", "403", "404", "429", "503"}
+
+
+def test_503_says_what_needs_redis(paths):
+    """Throttled operations need Redis for every request; the others only to count a password's failures."""
+    moderation = paths["/api/moderation/{slug}/"]["post"]["responses"]["503"]["description"]
+    assert "rate limit" in moderation and "nothing was decided" in moderation
+    export = paths["/api/projects/{id}/exports/"]["post"]["responses"]["503"]["description"]
+    assert "Basic auth" in export and "nor does starting a job" in export

@@ -10,8 +10,9 @@ import pytest
 
 from annotation.models import Membership
 from evaluation.models import EvaluationRun
-from evaluation.services import start_evaluation_run
+from evaluation.services import CHUNK, start_evaluation_run
 from jury.models import Juror
+from tests.guards.conftest import Hold
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -36,8 +37,9 @@ def test_start_progress_cancel_and_reports_through_the_api(client, boss, guard_s
                       content_type="application/json")  # fmt: skip
     assert bad.status_code == 400 and "unknown benchmark 'mmlu'" in bad.json()["detail"]
 
-    if celery_worker is not None:  # slow enough to watch and cancel on a real worker
-        guard_server.script["delays"] = {"slow-guard": 0.05}
+    held = Hold(free=CHUNK)  # on a real worker: the first chunk is answered, the next one waits
+    if celery_worker is not None:
+        guard_server.script["holds"] = {"slow-guard": held}
     answer = client.post(
         "/api/evaluation-runs/",
         {"name": "slow", "guards": [endpoint(guard_server, "slow-guard")],
@@ -48,12 +50,13 @@ def test_start_progress_cancel_and_reports_through_the_api(client, boss, guard_s
     slow = answer.json()["id"]
     if celery_worker is not None:  # a real worker: watch the progress, then cancel in flight
         wait_for(slow, statuses=("running",))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while client.get(f"/api/evaluation-runs/{slow}/").json()["done"] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         detail = client.get(f"/api/evaluation-runs/{slow}/").json()
-        assert detail["status"] == "running" and 0 < detail["done"] < detail["total"] == 550
+        assert detail["status"] == "running" and detail["done"] == CHUNK and detail["total"] == 550
         assert client.post(f"/api/evaluation-runs/{slow}/cancel/").json()["cancel_requested"] is True
+        held.release()  # the second chunk is answered; the run stops before the third
         run = wait_for(slow)
         assert run.status == "cancelled" and run.done < run.total
         assert len(guard_server.requests) < 550

@@ -1,4 +1,5 @@
-"""Content-Security-Policy: the main pages load in Chromium with no violation reported."""
+"""Content-Security-Policy: the main pages (an evaluation run and a live ensemble among them, with
+hostile names and text) load in Chromium with no violation reported."""
 
 import json
 from pathlib import Path
@@ -6,6 +7,10 @@ from pathlib import Path
 import pytest
 
 from annotation.services import add_member, create_assignment_batch, create_project, import_samples
+from evaluation.services import run_evaluation, start_evaluation_run
+from jury.models import Juror
+from moderation.services import create_ensemble, moderate
+from tests.guards.conftest import guard_server  # noqa: F401  (the stand-in guard server)
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)><style>body{display:none}</style>"
@@ -21,7 +26,7 @@ def test_the_header_is_sent(client):
     assert "unsafe-inline" not in policy
 
 
-def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_path, monkeypatch):
+def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_path, monkeypatch, guard_server):
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -38,6 +43,18 @@ def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_pa
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     import_samples(project, path, adapter="generic")
     create_assignment_batch(project, by=boss, name="b")
+    # an evaluation run (table, plot) and an ensemble with a decision, named and fed hostile text
+    juror = Juror.objects.create(project=project, name=HOSTILE, model="guard-1", base_url=guard_server.url)
+    run = start_evaluation_run(
+        by=boss, guards=[{"juror": juror.pk}], benchmarks=["simple_safety_tests"],
+        options={"limit": 20, "bootstrap": 0}, name=HOSTILE,
+    )  # fmt: skip
+    run = run_evaluation(run)
+    assert run.status == "succeeded" and run.results["plots"], run.error
+    ensemble = create_ensemble(
+        name=HOSTILE, slug="csp-ensemble", experts=[{"juror": juror.pk, "name": HOSTILE}], by=boss, project=project
+    )
+    moderate(ensemble, f"{HOSTILE} prompt", f"{HOSTILE} response", by=boss)
     pages = [
         "/",
         f"/projects/{project.pk}/dashboard/",
@@ -47,7 +64,10 @@ def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_pa
         f"/projects/{project.pk}/training/",
         "/models/",
         "/evaluation/",
+        f"/evaluation/{run.pk}/",
+        f"/evaluation/compare/?runs={run.pk}",
         "/moderation/",
+        f"/moderation/{ensemble.slug}/",
         "/api/docs/",
         "/admin/",
         "/admin/annotation/sample/",

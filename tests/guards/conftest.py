@@ -10,8 +10,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
+class Hold:
+    """Holds a model's requests past the first ``free`` until ``release()``: a server that is slow
+    for as long as a test needs, with no clock to race."""
+
+    def __init__(self, free: int = 0):
+        self.free, self.seen = free, 0
+        self._lock, self._released = threading.Lock(), threading.Event()
+
+    def wait(self) -> None:
+        with self._lock:
+            self.seen += 1
+            held = self.seen > self.free
+        if held:
+            self._released.wait(timeout=120)
+
+    def release(self) -> None:
+        self._released.set()
+
+
 class FakeVLLM(BaseHTTPRequestHandler):
-    """Speaks /v1/chat/completions; ``server.script`` says how to misbehave."""
+    """Speaks /v1/chat/completions; ``server.script`` says how to misbehave: ``holds`` (model:
+    Hold) and ``barrier`` (every answered request waits there for the others) time nothing."""
 
     def log_message(self, *args):
         pass
@@ -28,6 +48,13 @@ class FakeVLLM(BaseHTTPRequestHandler):
             return self._send(400, b'{"error": "bad model"}')
         if mode == "slow":
             time.sleep(script["delay"])
+        if "barrier" in script:
+            try:
+                script["barrier"].wait()
+            except threading.BrokenBarrierError:
+                return self._send(500, b'{"error": "the other requests did not come at the same time"}')
+        if body["model"] in script.get("holds", {}):
+            script["holds"][body["model"]].wait()
         time.sleep(script.get("delays", {}).get(body["model"], 0))
         if mode == "malformed":
             return self._send(200, script.get("body", b"<html>not json</html>"))
@@ -37,11 +64,14 @@ class FakeVLLM(BaseHTTPRequestHandler):
         self._send(200, json.dumps(payload).encode())
 
     def _send(self, status, data):
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped waiting (a timeout)
+            pass
 
 
 @pytest.fixture
@@ -52,6 +82,8 @@ def server():
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
+    for hold in httpd.script.get("holds", {}).values():
+        hold.release()
     httpd.shutdown()
     httpd.server_close()
 
@@ -81,5 +113,7 @@ def guard_server():
     host, port = httpd.server_address
     httpd.url = f"http://{host}:{port}/v1"
     yield httpd
+    for hold in httpd.script.get("holds", {}).values():
+        hold.release()
     httpd.shutdown()
     httpd.server_close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guards.loading import device_and_dtype
+from guards.loading import device_and_dtype, model_location
 
 from .common import ProgressReporter, TrainingError, latest_checkpoint, progress_callback
 
@@ -152,7 +152,8 @@ def train_lora(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    location = model_location(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(location)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     encoded = [encode_example(tokenizer, e["messages"], e["completion"], settings.max_length) for e in train]
@@ -163,7 +164,7 @@ def train_lora(
     held_out = [item for item in held_out if item is not None]
 
     device, dtype, bf16 = device_and_dtype()
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
     model.config.use_cache = False  # a cache would hide the packed rows' example boundaries
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable()
