@@ -143,8 +143,8 @@ def populate(size: int) -> None:
             )  # fmt: skip
             queued = [pk for i, pk in enumerate(ids) if not labelled[i] and rng.random() < 0.5]
             copy_rows(
-                cursor, "annotation_queueitem", ["batch_id", "sample_id", "priority", "done"],
-                ((queue.pk, pk, 0, False) for pk in queued),
+                cursor, "annotation_queueitem", ["batch_id", "sample_id", "priority", "done", "submitted_count"],
+                ((queue.pk, pk, 0, False, 0) for pk in queued),
             )  # fmt: skip
             review = [pk for i, pk in enumerate(ids) if not labelled[i] and rng.random() < 0.025]
             copy_rows(cursor, "annotation_reviewitem", ["sample_id", "reason", "created_at"],

@@ -84,6 +84,8 @@ def jurors(request, pk: int):
     if request.method == "POST":
         serializer = JurorSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.check_model_source(request.user, data.get("backend", "openai"), data.get("model", ""))
         taken = {"name": [f"this project already has a juror named {serializer.validated_data['name']!r}"]}
         if Juror.objects.filter(project=project, name=serializer.validated_data["name"]).exists():
             raise ValidationError(taken)

@@ -24,6 +24,7 @@ from guards.backends.registry import Backend, make_backend
 from guards.formats.base import render_conversation
 
 from .models import GenerationJob, GenerationKind
+from .services import check_model_source
 
 TEMPLATES = json.loads((Path(__file__).parent / "data" / "generation_templates.json").read_text())
 REFUSAL_STRATEGIES: dict[str, dict[str, str]] = TEMPLATES["refusal_strategies"]
@@ -73,6 +74,7 @@ def start_generation_job(
     limit: int | None = None,
 ) -> GenerationJob:
     require_admin(by, project)
+    check_model_source(by, backend, model)
     kind = GenerationKind(kind)
     strategies = list(strategies or (REFUSAL_STRATEGIES if kind == GenerationKind.REFUSAL else []))
     unknown = [name for name in strategies if name not in REFUSAL_STRATEGIES]

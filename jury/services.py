@@ -14,10 +14,12 @@ from annotation.permissions import require_admin
 from annotation.services.adjudication import open_review
 from core.errors import ApplicationError
 from core.jobs import JobCancelled, JobRun, cancel_job
+from core.outbound import check_server_path
 from guards.backends.base import BackendError, Completion, ServerUnreachable
-from guards.backends.registry import Backend, make_backend, queue_for
+from guards.backends.registry import BACKENDS, Backend, make_backend, queue_for
 from guards.formats.base import GuardVerdict, as_user_turn
 from guards.formats.registry import get_format
+from guards.loading import is_hub_id
 from taxonomy.models import Taxonomy
 from taxonomy.selectors import CategoryIndex
 
@@ -27,6 +29,15 @@ from .models import JudgedPart, Juror, JurorBackend, JuryJob, JuryVerdict
 
 class JuryError(ApplicationError):
     """A jury set-up that cannot run (no jurors, a backend without its server)."""
+
+
+def check_model_source(by, backend: str, model: str) -> None:
+    """A backend that loads the model on this server takes a Hugging Face id (read from the Hugging
+    Face cache) from anyone, and a path on the server from staff only, inside
+    AEGIS_SERVER_PATH_ROOTS (as training's base models); ``by`` None is the command line."""
+    kind = BACKENDS.get(backend)
+    if kind is not None and kind.loads_the_model_here and not is_hub_id(model):
+        check_server_path(by, model, "load a model from a path on the server")
 
 
 def record_verdict(sample: Sample, juror: Juror, part: str, verdict: GuardVerdict) -> JuryVerdict:

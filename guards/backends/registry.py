@@ -27,6 +27,11 @@ class BackendKind:
     make: Callable[..., Any]
     requires: tuple[str, str] | None = None
 
+    @property
+    def loads_the_model_here(self) -> bool:
+        """In-process backends load the model's files on this server (a server with one is called)."""
+        return self.queue == "gpu"
+
 
 def _openai(model: str, *, base_url: str, concurrency: int) -> OpenAICompatibleBackend:
     if not base_url:

@@ -115,3 +115,37 @@ def test_duplicate_juror_name_and_metadata_url_answer_400(project, admin_api):
         format="json",
     )
     assert generation.status_code == 400 and "link-local or metadata" in generation.json()["base_url"][0]
+
+
+def test_an_in_process_model_on_a_server_path_is_for_staff_only(project, django_user_model, tmp_path, settings):
+    """Project admins who are not staff name in-process models by Hugging Face id, never by a server path."""
+    admin = django_user_model.objects.create_user("admin")
+    Membership.objects.create(project=project, user=admin, role="admin")
+    client = APIClient()
+    client.force_authenticate(admin)
+    jurors = f"/api/projects/{project.pk}/jurors/"
+    generation = f"/api/projects/{project.pk}/generation-jobs/"
+    for path in ("/etc", str(tmp_path), "./models/secret"):
+        body = {"name": "local", "model": path, "backend": "transformers"}
+        refused = client.post(jurors, body, format="json")
+        assert refused.status_code == 403 and "only staff may load a model" in refused.json()["detail"], path
+        refused = client.post(generation, {"kind": "response", "model": path, "backend": "transformers"}, format="json")
+        assert refused.status_code == 403 and "only staff may load a model" in refused.json()["detail"], path
+    assert (
+        client.post(jurors, {"name": "hub", "model": "org/guard", "backend": "transformers"}, format="json").status_code
+        == 201
+    )
+    # Staff may, inside the configured roots only; an HTTP juror's model is a name the server reads.
+    admin.is_staff = True
+    admin.save()
+    settings.AEGIS_SERVER_PATH_ROOTS = [str(tmp_path)]
+    assert (
+        client.post(
+            jurors, {"name": "root", "model": str(tmp_path), "backend": "transformers"}, format="json"
+        ).status_code
+        == 201
+    )
+    outside = client.post(jurors, {"name": "etc", "model": "/etc", "backend": "transformers"}, format="json")
+    assert outside.status_code == 403 and "AEGIS_SERVER_PATH_ROOTS" in outside.json()["detail"]
+    named = {"name": "http", "model": "/any/name", "base_url": "http://127.0.0.1:9/v1"}
+    assert client.post(jurors, named, format="json").status_code == 201
