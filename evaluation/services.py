@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from annotation.exporting import file_digest
-from annotation.importing.errors import ImportDataError
+from annotation.importing.errors import ImportDataError, Location
 from annotation.models import ExportSnapshot
 from annotation.permissions import require_admin
 from core.errors import ApplicationError
@@ -42,6 +42,7 @@ from .metrics import category_metrics
 from .models import EvaluationRun
 from .permissions import require_evaluator, require_run_access
 from .predictions import GUARDREASONER_PREDICTION_BENCHMARKS, PredictionFileRunner, score_predictions
+from .selectors import EXPORT_TASKS, export_task_gaps, export_title
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "taxonomy": None,
     "plots": True,
 }
-EXPORT_BENCHMARKS = ("export_prompt", "export_response")
 
 
 class EvaluationError(ApplicationError):
@@ -214,7 +214,7 @@ def _resolve_benchmark(spec: Any, by, resolved: _Resolved) -> dict:
         raise EvaluationError(f"unknown benchmark {name!r}: choose one of {', '.join(BENCHMARKS)}")
     benchmark = BENCHMARKS[name]
     if spec.get("export") is not None:
-        if name not in EXPORT_BENCHMARKS:
+        if name not in EXPORT_TASKS:
             raise EvaluationError(f"benchmark {name}: an export is read by export_prompt or export_response")
         if not str(spec["export"]).isdigit():
             raise EvaluationError(f"benchmark {name}: export {spec['export']!r} is not an export id")
@@ -225,6 +225,9 @@ def _resolve_benchmark(spec: Any, by, resolved: _Resolved) -> dict:
             require_admin(by, export.project)
         if not export.succeeded:
             raise EvaluationError(f"export {export.pk} is {export.status}: only a finished export can be evaluated on")
+        gap = export_task_gaps(export).get(name)
+        if gap:
+            raise EvaluationError(f"benchmark {name}: {export_title(export)} cannot be used: {gap}")
         resolved.projects.append(export.project)
         part = name.removeprefix("export_")
         return {"name": name, "export": export.pk, "label": spec.get("label") or f"export{export.pk}_{part}"}
@@ -404,8 +407,8 @@ def _load_benchmark(spec: dict, options: dict[str, Any]) -> LoadedBenchmark:
     try:
         if "export" in spec:
             export = ExportSnapshot.objects.select_related("project__taxonomy").get(pk=spec["export"])
-            items = benchmark.load(export.directory)
-            info["source"] = f"export {export.pk} of {export.project.slug} (test split)"
+            items = _export_items(benchmark, export)
+            info["source"] = f"{export_title(export)} (test split)"
             gold_taxonomy = export.project.taxonomy
         else:
             items = benchmark.load(spec.get("path"))
@@ -425,6 +428,27 @@ def _load_benchmark(spec: dict, options: dict[str, Any]) -> LoadedBenchmark:
         gold_categories=gold_taxonomy.slug if gold_taxonomy is not None else None,
     )
     return LoadedBenchmark(spec["label"], benchmark, chosen, items, info, gold_taxonomy)
+
+
+def _export_items(benchmark: Benchmark, export: ExportSnapshot) -> list[BenchmarkItem]:
+    """The export's test split as the benchmark's items. An error names the export as the pages
+    do, never its folder on the server."""
+    title = export_title(export)
+    gap = export_task_gaps(export).get(benchmark.name)
+    if gap:
+        raise ValueError(f"{title}: {gap}")
+    try:
+        return benchmark.load(export.directory)
+    except ImportDataError as error:
+        where = [f"{title}, test split"]
+        if isinstance(error.location, Location) and (error.location.line or error.location.row):
+            where.append(f"line {error.location.line}" if error.location.line else f"row {error.location.row}")
+        if error.field:
+            where.append(f"field {error.field}")
+        raise ValueError(f"{', '.join(where)}: {error.message}") from None
+    except OSError:
+        logger.exception("evaluation: %s (folder %s) could not be read", title, export.directory)
+        raise ValueError(f"{title}: its test split could not be read on the server") from None
 
 
 def _category_results(column: LoadedBenchmark, runner: GuardRunner, predictions: list[Prediction]) -> dict | None:

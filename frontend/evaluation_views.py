@@ -78,7 +78,7 @@ def evaluation(request):
         "guards": selectors.evaluable_guards(request.user),
         "jurors": jurors,
         "benchmarks": selectors.shipped_benchmark_choices(),
-        "exports": exports[:20],
+        "exports": selectors.export_choices(exports[:20]),
         "taxonomies": Taxonomy.objects.order_by("slug", "version"),
         "defaults": services.DEFAULT_OPTIONS,
         "runs": runs,

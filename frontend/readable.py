@@ -1,6 +1,10 @@
-"""Settings and metrics as readable rows (``key · subkey``, value) for pages, instead of JSON dumps."""
+"""Settings and metrics as readable rows (``key · subkey``, value) for pages, instead of JSON
+dumps; base models by names people read (server paths to staff only)."""
 
+from pathlib import PurePosixPath
 from typing import Any
+
+from guards.loading import MINILM_NAME, is_bundled_minilm
 
 LABELS = {
     "lr": "learning rate",
@@ -38,3 +42,18 @@ def settings_rows(value: dict[str, Any] | None, prefix: str = "") -> list[tuple[
         else:
             rows.append((name, _value(item)))
     return rows
+
+
+def _is_server_path(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~")) or "\\" in value
+
+
+def base_model_name(base_model: str, *, staff: bool) -> str:
+    """A guard's base model: the bundled MiniLM by its name, a Hugging Face id as it is, a folder on
+    the server by its path to staff and by its last name to everyone else."""
+    if is_bundled_minilm(base_model):
+        return MINILM_NAME
+    if _is_server_path(base_model) and not staff:
+        return f"{PurePosixPath(base_model).name} (a folder on the server)"
+    return base_model
+

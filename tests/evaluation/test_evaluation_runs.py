@@ -234,3 +234,54 @@ def test_prediction_files_with_a_limit_keep_the_sampled_items(shared_data):
     subset = [item for item in items if item.uid in chosen]
     expected = score_predictions(subset, [p for p in predictions if p.uid in chosen], bootstrap_samples=0)
     assert cell["result"]["f1"] == expected.f1 and cell["result"]["n"] == 50
+
+
+def _prompt_only_export(project, tmp_path, ratios: dict):
+    """An export of the training tests' Aegis 2.0 rows without their responses."""
+    from annotation.services import export_dataset, import_samples
+    from tests.training.conftest import ROWS
+
+    rows = [{**row, "response": None, "response_label": None, "response_label_source": None} for row in ROWS]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    import_samples(project, path, adapter="aegis2")
+    return export_dataset(project, formats=["jsonl"], split_ratios=ratios)
+
+
+def test_an_export_is_refused_for_a_task_its_test_split_has_no_labels_for(guard_server, project, tmp_path):
+    prompts = _prompt_only_export(project, tmp_path, {"train": 0, "validation": 0, "test": 1.0})
+    with pytest.raises(EvaluationError) as refused:
+        start_evaluation_run(by=None, guards=[_endpoint(guard_server)],
+                             benchmarks=[{"name": "export_response", "export": prompts.pk}])  # fmt: skip
+    assert str(refused.value) == (
+        f"benchmark export_response: export {prompts.pk} of test cannot be used: "
+        "its test split has no response labels"
+    )
+    no_test = _prompt_only_export(project, tmp_path, {"train": 1.0, "validation": 0, "test": 0})
+    with pytest.raises(EvaluationError, match=f"export {no_test.pk} of test cannot be used: its test split is empty"):
+        start_evaluation_run(by=None, guards=[_endpoint(guard_server)],
+                             benchmarks=[{"name": "export_prompt", "export": no_test.pk}])  # fmt: skip
+
+
+def test_a_run_that_cannot_read_its_export_names_the_export_not_its_folder(guard_server, project, tmp_path):
+    """A run recorded before its export's labels were checked, and one whose export's files are
+    gone: each error names the export as the pages do, and no folder on the server."""
+    export = _prompt_only_export(project, tmp_path, {"train": 0, "validation": 0, "test": 1.0})
+    spec = {"name": "export_prompt", "export": export.pk}
+    recorded = start_evaluation_run(by=None, guards=[_endpoint(guard_server)], benchmarks=[spec],
+                                    options={"bootstrap": 0, "plots": False})  # fmt: skip
+    EvaluationRun.objects.filter(pk=recorded.pk).update(
+        benchmarks=[{"name": "export_response", "export": export.pk, "label": f"export{export.pk}_response"}]
+    )
+    recorded = run_evaluation(EvaluationRun.objects.get(pk=recorded.pk))
+    assert recorded.status == "failed"
+    assert recorded.error.endswith(f"export {export.pk} of test: its test split has no response labels")
+    gone = start_evaluation_run(by=None, guards=[_endpoint(guard_server)], benchmarks=[spec],
+                                options={"bootstrap": 0, "plots": False})  # fmt: skip
+    (Path(export.directory) / "test.jsonl").unlink()
+    gone = run_evaluation(gone)
+    assert gone.status == "failed"
+    assert gone.error.endswith(f"export {export.pk} of test: its test split could not be read on the server")
+    for run in (recorded, gone):
+        assert export.directory not in run.error and Path(export.directory).name not in run.error
+        assert run.results["benchmarks"][0]["error"] in run.error

