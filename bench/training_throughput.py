@@ -22,10 +22,10 @@ import gzip
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
-import statistics
 import time
 from pathlib import Path
 
@@ -54,7 +54,8 @@ def examples(tmp: Path, count: int, moderation: int = 0) -> list[dict]:
     with gzip.open(Path(settings.AEGIS_SHARED_DATA) / "openai_moderation" / "samples-1680.jsonl.gz", "rt") as stream:
         for _, line in zip(range(moderation), stream):
             record = json.loads(line)
-            rows.append({"prompt": record["prompt"], "label": "unsafe" if any(record.get(k) for k in "SHV") else "safe"})
+            unsafe = any(record.get(k) for k in "SHV")
+            rows.append({"prompt": record["prompt"], "label": "unsafe" if unsafe else "safe"})
     return [
         {
             "kind": "safety",

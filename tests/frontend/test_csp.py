@@ -26,7 +26,7 @@ def test_the_header_is_sent(client):
     assert "unsafe-inline" not in policy
 
 
-def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_path, monkeypatch, guard_server):
+def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_path, monkeypatch, guard_server):  # noqa: F811
     from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
