@@ -10,7 +10,9 @@ from annotation.models import FinalLabel, Membership, Sample
 from moderation import experts as expert_module
 from moderation import online, selectors, services
 from moderation.models import Decision, EnsembleState, WeightHistory
+from moderation.receivers import queue_final_label_feedback
 from moderation.tasks import feedback_from_final_label_task
+from tests.core.test_broker_down import broker_down  # noqa: F401  (the task broker refusing connections)
 from tests.moderation.conftest import KeywordGuard, register_guard
 
 URL = "/api/moderation/keywords/"
@@ -267,6 +269,15 @@ def test_final_labels_feed_the_ensemble(api, keyword_ensemble, project):
     assert feedback_from_final_label_task.apply((sample.pk,)).get() == 0  # the task, run here
     assert feedback_from_final_label_task.apply((999999,)).get() == 0
     assert selectors.current_state(keyword_ensemble).rounds == 2
+
+
+def test_a_final_label_feeds_the_ensemble_while_the_broker_is_down(api, keyword_ensemble, project, broker_down):  # noqa: F811
+    decision = ask(api, "a gun").json()["decision_id"]
+    sample = Sample.objects.create(project=project, uid="s1", turns=[], prompt="a gun", response=None,
+                                   source_name="t", content_hash="h1")  # fmt: skip
+    FinalLabel.objects.create(sample=sample, prompt_label="unsafe", prompt_label_source=LabelSource.HUMAN)
+    queue_final_label_feedback(sender=FinalLabel, sample_id=sample.pk, project_id=project.pk)
+    assert Decision.objects.get(pk=decision).feedback_label == "unsafe"  # applied here, not lost
 
 
 def test_pages_escape_text_and_take_feedback(client, staff, keyword_ensemble, django_user_model, fake_guards):
