@@ -16,7 +16,7 @@ from .permissions import require_evaluator, require_run_access
 
 
 class EvaluationRunSerializer(serializers.ModelSerializer):
-    project = serializers.CharField(source="project.slug", read_only=True, default=None)
+    project = serializers.CharField(source="project.slug", read_only=True, default=None, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
 
     class Meta:

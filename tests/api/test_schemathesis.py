@@ -88,7 +88,7 @@ def real_ids(staff, project, tmp_path) -> dict[str, dict[str, object]]:
     )
     training_run = queue_training_from_export(export, by=staff, kind="minilm")
     evaluation_run = queue_evaluation_run(
-        by=staff, guards=[{"guard": guard.pk}], benchmarks=[{"name": "export_prompt", "export": export.pk}]
+        by=staff, guards=[{"guard": guard.pk}], benchmarks=[{"name": "simple_safety_tests"}]
     )
     ensemble = create_ensemble(name="Fuzz", slug="fuzz", experts=[{"juror": juror.pk}], by=staff, project=project)
     ensemble.active = False  # asking it answers 409; its experts are never called
