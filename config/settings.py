@@ -163,7 +163,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # Online moderation: requests per account to POST /api/moderation/{slug}/ (README "Online moderation").
     "DEFAULT_THROTTLE_RATES": {"moderation": os.environ.get("AEGIS_MODERATION_RATE", "600/min")},
-    # Redis or the task broker down: 503 with a message (core.api_errors), never a 500.
+    # Redis down: 503 with a message (core.api_errors), never a 500 (a job start still answers 202).
     "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
 }
 

@@ -3,7 +3,6 @@ and body, a number too large for the database 400, and a backing service that is
 message, never a 500."""
 
 from django.db import DataError
-from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -34,15 +33,14 @@ def out_of_range(exc: Exception) -> bool:
 
 def exception_handler(exc, context):
     """DRF's handler, plus application errors as their 4xx answer, and Redis (rate limits, caches)
-    or the task broker being unreachable as 503."""
+    being unreachable as 503. (The task broker being away never reaches a view: jobs are kept as
+    pending rows and sent again by supervision, and final-label feedback is applied in the request.)"""
     if isinstance(exc, ApplicationError):
         exc = ApplicationErrorAnswer(exc)
     elif out_of_range(exc):
         exc = exceptions.ValidationError({"detail": "a number in the request is out of range"})
     elif isinstance(exc, RedisError):
         exc = ServiceUnavailable(f"Redis is unreachable ({type(exc).__name__}); try again shortly.")
-    elif isinstance(exc, BrokerUnavailable):
-        exc = ServiceUnavailable("the task queue (Redis) is unreachable; nothing was started, try again shortly.")
     response = drf_exception_handler(exc, context)
     if response is not None and response.status_code == 503:
         response["Retry-After"] = "30"
