@@ -10,8 +10,8 @@ import pytest
 from annotation.exporting import EXPORT_COLUMNS
 from annotation.models import FinalLabel, Project
 from tests.conftest import USES_POSTGRES
+from tests.frontend.conftest import CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots" / "console"
 HH_RLHF = "hh_rlhf_harmless_base/test.jsonl.gz"
 PASSWORD = "pw-loop-12345"
@@ -19,20 +19,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="scripts/test installs Debian's chromium"),
 ]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

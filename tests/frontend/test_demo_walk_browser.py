@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.frontend.conftest import CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots" / "demo"
 TRAINING = os.environ.get("AEGIS_DEMO_WALK_TRAINING", '{"max_steps": 1, "max_length": 32}')
@@ -81,19 +82,6 @@ def demo(tmp_path, shared_data):
                 continue
         with contextlib.suppress(ProcessLookupError):
             os.killpg(script.pid, signal.SIGKILL)  # whatever the script left behind
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
 
 
 def shot(page, name: str) -> None:
