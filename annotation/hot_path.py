@@ -33,43 +33,47 @@ OWN_FINISHED_OPEN = f"""
     SELECT COUNT(*) FROM annotation_assignment a
     JOIN annotation_queueitem q ON q.id = a.item_id
     JOIN annotation_assignmentbatch b ON b.id = q.batch_id
-    WHERE a.annotator_id = %(user)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
-      AND b.project_id = %(project)s AND b.active AND NOT q.done
+    WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
+      AND b.active AND NOT q.done
 """
-REMAINING = f"""
-SELECT (
+OPEN_ITEMS_UP_TO = """
     SELECT COUNT(*) FROM (
         SELECT 1 FROM annotation_queueitem q
         JOIN annotation_assignmentbatch b ON b.id = q.batch_id
         WHERE b.project_id = %(project)s AND b.active AND NOT q.done
-        LIMIT %(bound)s + ({OWN_FINISHED_OPEN})
+        LIMIT %(bound)s + {own}
     ) AS open_items
-) - ({OWN_FINISHED_OPEN})
 """
+REMAINING = f"SELECT ({OPEN_ITEMS_UP_TO.format(own=f'({OWN_FINISHED_OPEN})')}) - ({OWN_FINISHED_OPEN})"
 
 # The annotator's membership with its project, their unexpired lease on a sample not final (if
-# any), their submissions in all and today, and their remaining items: one statement.
+# any), their submissions in all and today (one pass over their index range), and their remaining
+# items: one statement. PostgreSQL counts the annotator's finished open items once and bounds the
+# open items by that count; SQLite, whose LIMIT cannot name an outer column, counts them twice.
 MEMBERSHIP = f"""
 SELECT m.id, m.project_id, m.user_id, m.role, m.opted_out_categories, m.daily_cap, m.break_reminder_minutes,
     p.name AS project_name, p.slug AS project_slug, p.guidelines AS project_guidelines,
     p.taxonomy_id AS project_taxonomy_id,
     (SELECT a.id FROM annotation_assignment a
-        JOIN annotation_sample s ON s.id = a.sample_id
         LEFT JOIN annotation_finallabel f ON f.sample_id = a.sample_id
-        WHERE a.annotator_id = %(user)s AND s.project_id = %(project)s AND a.status = '{LEASED}'
+        WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status = '{LEASED}'
           AND a.lease_expires_at > %(now)s AND {NOT_FINAL}
         ORDER BY a.leased_at LIMIT 1) AS current_lease,
-    (SELECT COUNT(*) FROM annotation_assignment a JOIN annotation_sample s ON s.id = a.sample_id
-        WHERE a.annotator_id = %(user)s AND s.project_id = %(project)s AND a.status = '{SUBMITTED}') AS submitted,
-    (SELECT COUNT(*) FROM annotation_assignment a JOIN annotation_sample s ON s.id = a.sample_id
-        WHERE a.annotator_id = %(user)s AND s.project_id = %(project)s AND a.status = '{SUBMITTED}'
-          AND a.submitted_at >= %(today)s) AS submitted_today,
-    ({REMAINING}) AS remaining
+    done.submitted, done.submitted_today,
+    {{remaining}} AS remaining
     {{lease_commit}}
 FROM annotation_membership m
 JOIN annotation_project p ON p.id = m.project_id
+JOIN (
+    SELECT COUNT(*) AS submitted, COUNT(*) FILTER (WHERE a.submitted_at >= %(today)s) AS submitted_today
+    FROM annotation_assignment a
+    WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status = '{SUBMITTED}'
+) done ON TRUE
+{{own_finished_open}}
 WHERE m.project_id = %(project)s AND m.user_id = %(user)s AND m.role = 'annotator'
 """
+OWN_FINISHED_OPEN_ONCE = f"JOIN ({OWN_FINISHED_OPEN}) AS own (n) ON TRUE"
+REMAINING_FROM_OWN = f"(({OPEN_ITEMS_UP_TO.format(own='own.n')}) - own.n)"
 
 # A lease needs no durable commit: lost in a database crash (the last ~0.6 s of asynchronous
 # commits), it is pulled again, and it would have expired anyway; the annotator's next submission
@@ -80,9 +84,18 @@ LEASE_COMMIT_NOT_AWAITED = ", set_config('synchronous_commit', 'off', true) AS l
 
 
 def membership_statement() -> str:
-    """MEMBERSHIP, its row locked; on PostgreSQL the pull's commit is not awaited (above)."""
+    """MEMBERSHIP, its row locked; on PostgreSQL the finished open items are counted once and the
+    pull's commit is not awaited (above)."""
     postgres = connection.vendor == "postgresql"
-    return lock(MEMBERSHIP.format(lease_commit=LEASE_COMMIT_NOT_AWAITED if postgres else ""), "m")
+    if postgres:
+        statement = MEMBERSHIP.format(
+            remaining=REMAINING_FROM_OWN,
+            lease_commit=LEASE_COMMIT_NOT_AWAITED,
+            own_finished_open=OWN_FINISHED_OPEN_ONCE,
+        )
+    else:
+        statement = MEMBERSHIP.format(remaining=f"({REMAINING})", lease_commit="", own_finished_open="")
+    return lock(statement, "m")
 
 
 # The first item in queue order (batch, priority, id) this annotator may take: in an active
@@ -119,8 +132,9 @@ OPTED_OUT = (
 # expired lease renewed.
 LEASE = f"""
 INSERT INTO annotation_assignment
-    (item_id, sample_id, annotator_id, status, leased_at, lease_expires_at, skip_reason, flagged, flag_reason)
-SELECT %(item)s, %(sample)s, %(user)s, '{LEASED}', %(now)s, %(expires)s, '', %(false)s, ''
+    (item_id, sample_id, project_id, annotator_id, status, leased_at, lease_expires_at, skip_reason, flagged,
+     flag_reason)
+SELECT %(item)s, %(sample)s, %(project)s, %(user)s, '{LEASED}', %(now)s, %(expires)s, '', %(false)s, ''
 WHERE (SELECT COUNT(*) FROM annotation_assignment a WHERE a.item_id = %(item)s AND {HOLDS_SLOT}) < %(k)s
 ON CONFLICT (sample_id, annotator_id) DO UPDATE
     SET item_id = excluded.item_id, status = excluded.status,

@@ -234,6 +234,9 @@ class Assignment(models.Model):
 
     item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="assignments")
+    # The sample's project, copied when the lease is written (a sample never changes project), so
+    # that an annotator's counts in a project read one index instead of joining the samples.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
     leased_at = models.DateTimeField()
@@ -247,7 +250,11 @@ class Assignment(models.Model):
         constraints = [models.UniqueConstraint(fields=["sample", "annotator"], name="assignment_sample_annotator")]
         indexes = [
             models.Index(fields=["item", "status", "lease_expires_at"], name="assignment_item_status"),
-            models.Index(fields=["annotator", "status", "submitted_at"], name="assignment_annotator_status"),
+            models.Index(
+                fields=["annotator", "project", "status", "submitted_at"],
+                include=["item"],
+                name="assignment_annotator_project",
+            ),
         ]
 
 

@@ -254,7 +254,7 @@ def annotator_progress(
     so that a pull stays fast on a queue of millions. ``submitted``: (in all, today), already read."""
     if submitted is None:
         done = Assignment.objects.filter(
-            annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED
+            annotator_id=user_id, project=project, status=AssignmentStatus.SUBMITTED
         )
         counts = done.aggregate(n=Count("pk"), today=Count("pk", filter=Q(submitted_at__gte=start_of_today())))
         submitted = (counts["n"], counts["today"])
@@ -289,7 +289,7 @@ def revisable_assignments(user_id: int, project: Project, *, before: int | None 
     """The annotator's submitted items whose sample is not final yet (newest first, ``before`` an
     assignment id for the next page): the labels they may still revise."""
     assignments = Assignment.objects.filter(
-        annotator_id=user_id, sample__project=project, status=AssignmentStatus.SUBMITTED
+        annotator_id=user_id, project=project, status=AssignmentStatus.SUBMITTED
     ).exclude(sample__final_label__prompt_label_source__in=FINAL_LABEL_SOURCES)
     if before is not None:
         assignments = assignments.filter(pk__lt=before)

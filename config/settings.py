@@ -117,6 +117,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # connection and PostgreSQL stops planning it again: planning was most of the database's work
     # on the labelling path (1-2 ms per statement against 0.1-1.5 ms of execution).
     DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
+    # Django's backend, with a health check of each request's connection that needs no round trip.
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Connections persist like PostgreSQL's (DB_CONN_MAX_AGE): a fresh one per request re-ran the
     # PRAGMAs and lost SQLite's page cache, most of a labelling request's CPU (README "Benchmarks").

@@ -58,7 +58,7 @@ def test_embedded_default_uses_sqlite_and_in_process_tasks(tmp_path):
         DATABASE_URL="postgres://u@db:5432/aegis",
         REDIS_URL="redis://cache:6379/0",
     )
-    assert result.stdout.split() == ["django.db.backends.postgresql", "False", "aegis", "redis://cache:6379/0"]
+    assert result.stdout.split() == ["core.postgresql", "False", "aegis", "redis://cache:6379/0"]
 
 
 def test_embedded_broker_is_a_sqlite_file_and_redis_wins_over_it(tmp_path):

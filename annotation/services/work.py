@@ -216,7 +216,7 @@ def pull_next_item(user, project_id: int) -> Pull:
         if row is None:
             break
         item_id, sample_id, k, uid, turns, response, final_codes, imported = row
-        lease = _lease(item_id, sample_id, k, user, now)
+        lease = _lease(item_id, sample_id, project_id, k, user, now)
         if lease is None:
             tried.append(item_id)  # filled up between the read and the lock: take the next one
             continue
@@ -227,6 +227,7 @@ def pull_next_item(user, project_id: int) -> Pull:
             pk=lease[0],
             item_id=item_id,
             sample=sample,
+            project=membership.project,
             annotator=user,
             status=AssignmentStatus.LEASED,
             leased_at=now,
@@ -245,12 +246,13 @@ def next_assignment(user, project: Project) -> Assignment:
     return Assignment.objects.select_related("sample__project").get(pk=pulled.pk)
 
 
-def _lease(item_id: int, sample_id: int, k: int, user, now) -> tuple[int, bool] | None:
+def _lease(item_id: int, sample_id: int, project_id: int, k: int, user, now) -> tuple[int, bool] | None:
     """A lease on the locked item (new, or the annotator's own expired one renewed) if fewer than
     k places are held, counted in the same statement; (assignment id, flagged) or None."""
     params = {
         "item": item_id,
         "sample": sample_id,
+        "project": project_id,
         "user": user.pk,
         "now": sql.when(now),
         "expires": sql.when(now + lease_length()),

@@ -44,3 +44,24 @@ def test_my_labels_pages_newest_first_and_leaves_out_final_samples(project, djan
     assert (progress["remaining"], progress["remaining_more"]) == (1, True)
     client.force_authenticate(boss)
     assert client.get(f"/api/projects/{project.pk}/my-labels/").status_code == 403
+
+
+def test_remaining_leaves_out_what_one_submitted_or_skipped_of_items_still_open(django_user_model, tmp_path):
+    """k = 2: items one annotator finished stay open for the second; they are not theirs to do."""
+    from annotation.services import create_project, pull_next_item, skip_assignment
+
+    project = create_project(name="Two each", slug="two-each", annotations_per_sample=2)
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    first, second = (django_user_model.objects.create_user(name) for name in ("first", "second"))
+    for person in (first, second):
+        add_member(project, by=boss, username=person.username, role="annotator")
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(f'{{"id": "s{i}", "prompt": "p{i}"}}\n' for i in range(5)), encoding="utf-8")
+    import_samples(project, path, adapter="generic")
+    create_assignment_batch(project, by=boss, name="b")
+    for _ in range(3):
+        submit_annotation(next_assignment(first, project).pk, first, prompt_label="safe")
+    skip_assignment(next_assignment(first, project).pk, first, reason="unsure")
+    pulled = pull_next_item(first, project.pk)
+    assert (pulled.submitted, pulled.membership.remaining) == (3, 1)  # 5 open, 3 submitted, 1 skipped
+    assert pull_next_item(second, project.pk).membership.remaining == 5
