@@ -5,7 +5,8 @@
 Runs ../shared/bench-anchors (README there: 35,000 dialogues imported through each tool's API,
 5,000 labelled by 12 annotator threads with no think time, exports of 35k) with this checkout as
 the project, in its documented production layout (docker-compose.yml: gunicorn --preload with
-WEB_WORKERS=3 sync workers, a Celery worker with WORKER_CONCURRENCY=2, PostgreSQL, Redis).
+WEB_WORKERS=2 gthread workers of WEB_THREADS=6 threads and keep-alive, a Celery worker with
+WORKER_CONCURRENCY=2, PostgreSQL, Redis).
 The peers are installed into /tmp/anchors on first use as that README says (PyPI, ~3 min).
 Prints the anchors' side-by-side table (its ratios are this run's) and issue 18's targets beside
 what this run measured. Takes about 20 minutes on 2 cores; run it on an otherwise idle machine.
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/aegis-bench")  # run_sequence.sh and start_aegis.sh use these paths
 PEERS = Path("/tmp/anchors")
+WEB_WORKERS, WEB_THREADS = 2, 6  # docker-compose.yml's defaults (WEB_WORKERS, WEB_THREADS)
 PEER_INSTALL = {
     "ls-venv": [["label-studio", "psutil", "requests"]],
     "dc-venv": [["doccano", "psutil", "requests"], ["marshmallow<4", "numpy<2"]],
@@ -41,7 +43,15 @@ def install_peers() -> None:
             subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
 
 
-def prepare_harness(anchors: Path, web_workers: int, worker_concurrency: int) -> Path:
+def gunicorn_layout(web_workers: int, web_threads: int) -> str:
+    """docker-compose.yml's web command line options; ``web_threads`` 0: sync workers."""
+    layout = f"--preload --workers {web_workers}"
+    if web_threads:
+        layout += f" --worker-class gthread --threads {web_threads} --keep-alive 5"
+    return layout
+
+
+def prepare_harness(anchors: Path, web_workers: int, web_threads: int, worker_concurrency: int) -> Path:
     """A writable copy of the harness whose start_aegis.sh uses this project's production layout."""
     harness = WORK / "bench-anchors"
     shutil.rmtree(harness, ignore_errors=True)
@@ -51,7 +61,7 @@ def prepare_harness(anchors: Path, web_workers: int, worker_concurrency: int) ->
     for old, new in (
         (
             'gunicorn config.wsgi --bind "127.0.0.1:$PORT" --workers 4',
-            f'gunicorn config.wsgi --bind "127.0.0.1:$PORT" --preload --workers {web_workers}',
+            f'gunicorn config.wsgi --bind "127.0.0.1:$PORT" {gunicorn_layout(web_workers, web_threads)}',
         ),
         ("worker -Q default --concurrency 4", f"worker -Q default --concurrency {worker_concurrency}"),
     ):
@@ -63,7 +73,7 @@ def prepare_harness(anchors: Path, web_workers: int, worker_concurrency: int) ->
     summarize.write_text(
         summarize.read_text().replace(
             "Aegis PG (gunicorn 4 + Celery)",
-            f"Aegis PG (gunicorn --preload {web_workers} + Celery {worker_concurrency})",
+            f"Aegis PG (gunicorn {web_workers}×{web_threads or 1} + Celery {worker_concurrency})",
         )
     )
     bench_python = WORK / "bench-venv" / "bin" / "python"
@@ -122,7 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--anchors", type=Path, default=ROOT.parent / "shared" / "bench-anchors")
     parser.add_argument("--steps", nargs="+", default=["aegis_pg:r1", "dc:r1", "ls:r1"])
-    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--web-workers", type=int, default=WEB_WORKERS)
+    parser.add_argument("--web-threads", type=int, default=WEB_THREADS, help="0: sync workers")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     args = parser.parse_args()
     if not (args.anchors / "run_sequence.sh").exists():
@@ -130,7 +141,7 @@ def main() -> None:
     if not (ROOT / ".venv" / "bin" / "python").exists():
         raise SystemExit("install the project first: scripts/install test")
     install_peers()
-    harness = prepare_harness(args.anchors, args.web_workers, args.worker_concurrency)
+    harness = prepare_harness(args.anchors, args.web_workers, args.web_threads, args.worker_concurrency)
     results = WORK / "results"
     if results.exists():
         results.rename(WORK / f"results.{time.strftime('%Y%m%dT%H%M%S')}")

@@ -1,5 +1,6 @@
 """docker-compose.yml parses with Compose itself and describes the full stack."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -44,6 +45,15 @@ def test_compose_file_is_valid_and_complete():
     web_env = services["web"]["environment"]
     assert web_env["DEBUG"] == "0" and web_env["DATABASE_URL"].startswith("postgres://")
     assert web_env["REDIS_URL"].startswith("redis://")
+
+
+def test_the_side_by_side_bench_runs_the_composed_web_layout():
+    """bench/side_by_side.py measures the layout docker-compose.yml deploys (gthread, keep-alive)."""
+    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "bench" / "side_by_side.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    web = yaml.safe_load(compose_config(SECRET_KEY="s3cret").stdout)["services"]["web"]["command"]
+    assert bench.gunicorn_layout(bench.WEB_WORKERS, bench.WEB_THREADS) in " ".join(web.split())
 
 
 def test_compose_requires_a_secret_key():
