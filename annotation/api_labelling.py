@@ -4,7 +4,7 @@ and the agreement report."""
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import ValidationError
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from core.csvfiles import CsvWriter
 from core.db_ranges import MAX_BIGINT, MAX_INT
+from core.lean_api import LeanJSONView
 
 from . import selectors, services
 from .models import Assignment, Membership, Project, ProjectRole
@@ -95,22 +96,18 @@ def batches(request, pk: int):
     )
 
 
-@extend_schema(request=None, responses=dict)
-@api_view(["POST"])
-@permission_classes([permissions.IsAuthenticated])
-def next_item(request, pk: int):
+@extend_schema_view(post=extend_schema(request=None, responses=dict))
+class NextItem(LeanJSONView):
     """The annotator's current or next item under a lease, or ``{"no_work": reason}``."""
-    try:
-        pull = services.pull_next_item(request.user, pk)
-    except services.NoWork as reason:
-        membership = reason.membership
-        return Response(
-            {
-                "no_work": str(reason),
-                "progress": selectors.annotator_progress(request.user.pk, membership.project, membership),
-            }
-        )
-    return Response(selectors.pulled_view(pull))
+
+    def respond(self, user, data, *, pk: int):
+        try:
+            pull = services.pull_next_item(user, pk)
+        except services.NoWork as reason:
+            membership = reason.membership
+            progress = selectors.annotator_progress(user.pk, membership.project, membership)
+            return {"no_work": str(reason), "progress": progress}, status.HTTP_200_OK
+        return selectors.pulled_view(pull), status.HTTP_200_OK
 
 
 @extend_schema(parameters=[OpenApiParameter("before", int, description="an assignment id")], responses=list[dict])
@@ -141,13 +138,15 @@ def assignment_detail(request, assignment_id: int):
     return Response(selectors.workbench_view(_own(request, assignment_id)))
 
 
-@extend_schema(request=SubmitSerializer, responses=dict)
-@api_view(["POST"])
-@permission_classes([permissions.IsAuthenticated])
-def submit(request, assignment_id: int):
+@extend_schema_view(post=extend_schema(request=SubmitSerializer, responses=dict))
+class Submit(LeanJSONView):
     """Submit or revise a label; the rules are checked here as in the page."""
-    annotation = services.submit_annotation(assignment_id, request.user, **_validated(SubmitSerializer, request))
-    return Response({"status": "submitted", "annotation": services.annotation_snapshot(annotation)})
+
+    def respond(self, user, data, *, assignment_id: int):
+        label = SubmitSerializer(data=data)
+        label.is_valid(raise_exception=True)
+        annotation = services.submit_annotation(assignment_id, user, **label.validated_data)
+        return {"status": "submitted", "annotation": services.annotation_snapshot(annotation)}, status.HTTP_200_OK
 
 
 @extend_schema(request=ReasonSerializer, responses=dict)
@@ -223,7 +222,7 @@ class AdjudicationSerializer(serializers.Serializer):
             "annotations": serializers.ListField(child=serializers.DictField()),
         },
         many=True,
-    )
+    ),
 )
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
