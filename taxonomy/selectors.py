@@ -74,7 +74,11 @@ def mapping_table(mapping: TaxonomyMapping) -> dict[str, list[str]]:
 
 def map_categories(codes: list[str], mapping: TaxonomyMapping) -> list[str]:
     """Maps codes through a mapping, keeping first-seen order and dropping duplicates."""
-    table = mapping_table(mapping)
+    return map_codes(codes, mapping_table(mapping))
+
+
+def map_codes(codes: list[str], table: dict[str, list[str]]) -> list[str]:
+    """Maps codes through a mapping's table (``mapping_table``), keeping first-seen order and dropping duplicates."""
     mapped: list[str] = []
     for code in codes:
         for target in table.get(code, []):

@@ -26,7 +26,7 @@ from taxonomy.datasets import (
     text_field,
 )
 from taxonomy.models import Taxonomy, TaxonomyMapping
-from taxonomy.selectors import CategoryIndex, map_categories
+from taxonomy.selectors import CategoryIndex, map_codes, mapping_table
 
 from ..labels import LabelSource, SafetyLabel, parse_label_source, parse_refusal_label, parse_safety_label
 from ..release import SOURCE_SPLIT_KEY, split_in_filename
@@ -41,11 +41,24 @@ from .records import (
 
 @dataclass
 class AdapterContext:
-    """What an adapter needs besides the record: the project's categories and the file."""
+    """What an adapter needs besides the record: the project's categories, the file, and the
+    tables mapping other taxonomies' codes onto the project's (read once: parsing runs ahead of
+    the import's transaction, in a thread, and must not use the database)."""
 
     categories: CategoryIndex
     filename: str
-    _foreign_mappings: dict[str, TaxonomyMapping | None] = field(default_factory=dict)
+    foreign_tables: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def for_taxonomy(cls, taxonomy: Taxonomy, *, filename: str) -> "AdapterContext":
+        """The context of an import into a project of ``taxonomy``: for each other taxonomy (its
+        latest version), the mapping onto ``taxonomy`` where there is one."""
+        latest: dict[str, Taxonomy] = {}
+        for candidate in Taxonomy.objects.order_by("slug", "-version"):
+            latest.setdefault(candidate.slug, candidate)
+        mappings = TaxonomyMapping.objects.filter(source__in=latest.values(), target=taxonomy).select_related("source")
+        tables = {mapping.source.slug: mapping_table(mapping) for mapping in mappings}
+        return cls(categories=CategoryIndex.for_taxonomy(taxonomy), filename=filename, foreign_tables=tables)
 
     def resolve_categories(self, values: list[str], field_name: str) -> list[str]:
         """Category names, codes or aliases → codes of the project's taxonomy, in order."""
@@ -71,14 +84,8 @@ class AdapterContext:
 
     def map_from(self, taxonomy_slug: str, codes: list[str]) -> list[str]:
         """Codes of another built-in taxonomy mapped onto the project's (empty if unmapped)."""
-        if taxonomy_slug not in self._foreign_mappings:
-            project_taxonomy = self.categories.taxonomy
-            source = Taxonomy.objects.filter(slug=taxonomy_slug).order_by("-version").first()
-            self._foreign_mappings[taxonomy_slug] = TaxonomyMapping.objects.filter(
-                source=source, target=project_taxonomy
-            ).first()
-        mapping = self._foreign_mappings[taxonomy_slug]
-        return map_categories(codes, mapping) if mapping else []
+        table = self.foreign_tables.get(taxonomy_slug)
+        return map_codes(codes, table) if table is not None else []
 
 
 def safety_label(value: str | None, name: str) -> str | None:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from annotation.importing import writer
 from annotation.importing.errors import ImportDataError
 from annotation.models import Annotation, FinalLabel, ImportBatch, Sample
 from annotation.services import import_samples
@@ -76,12 +77,33 @@ def test_duplicate_id_against_stored_sample(project, tmp_path):
     assert_rejected(project, second, "aegis2", "b.jsonl, line 1, field 'id'", "already in the project")
 
 
-def test_duplicate_id_across_chunks(project, tmp_path, settings):
+@pytest.fixture(params=["remembered", "looked up"])
+def earlier_rows(request, monkeypatch):
+    """Rows of earlier chunks found in memory (an empty project) or, past the bound, in the database."""
+    if request.param == "looked up":
+        monkeypatch.setattr(writer, "EARLIER_IN_MEMORY", 1)
+    return request.param
+
+
+def test_duplicate_id_across_chunks(project, tmp_path, settings, earlier_rows):
     settings.AEGIS_IMPORT_BATCH_SIZE = 2
     rows = [{**GOOD, "id": f"r{i}", "prompt": f"p{i}"} for i in range(5)] + [{**GOOD, "id": "r1", "prompt": "other"}]
     path = tmp_path / "rows.jsonl"
     path.write_text(lines(*rows), encoding="utf-8")
     assert_rejected(project, path, "aegis2", "line 6, field 'id'", "earlier in this file")
+
+
+def test_same_content_across_chunks_is_counted_once(project, tmp_path, settings, earlier_rows):
+    settings.AEGIS_IMPORT_BATCH_SIZE = 2
+    rows = [{**GOOD, "id": f"r{i}", "prompt": f"p{i}"} for i in range(5)] + [{**GOOD, "id": "r9", "prompt": "p1"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text(lines(*rows), encoding="utf-8")
+    batch = import_samples(project, path, adapter="aegis2")
+    assert (batch.created_count, batch.duplicate_count, batch.existing_count) == (5, 1, 0)
+    again = tmp_path / "again.jsonl"
+    again.write_text(lines(*rows[:3], {**GOOD, "id": "new", "prompt": "new"}), encoding="utf-8")
+    batch = import_samples(project, again, adapter="aegis2")  # the project holds samples now
+    assert (batch.created_count, batch.duplicate_count, batch.existing_count) == (1, 0, 3)
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n"])
