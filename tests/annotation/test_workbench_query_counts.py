@@ -7,6 +7,8 @@ count on the item (writing WITHs); SQLite has no writes inside WITH, so it runs 
 Only the submission that completes an item (one in k) also decides the final label.
 """
 
+from contextlib import contextmanager
+
 import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
@@ -19,7 +21,9 @@ pytestmark = pytest.mark.django_db
 
 NEXT_STATEMENTS = 4
 SUBMIT_STATEMENTS = {"postgresql": 3, "sqlite": 7}
-FINALISING = 2  # whether it is final already with its annotations; the final label (one upsert)
+# Whether it is final already with its annotations; the final label (one upsert); after the commit,
+# whether the project has a moderation ensemble to learn from it (the hook runs in the request).
+FINALISING = 3
 TRANSACTION = 2  # BEGIN, COMMIT
 
 
@@ -43,15 +47,27 @@ def clients(project, django_user_model, shared_data):
     return clients
 
 
-def pull(client, project, django_assert_max_num_queries) -> dict:
-    with django_assert_max_num_queries(most(NEXT_STATEMENTS)):
+@pytest.fixture
+def within(django_assert_max_num_queries, django_capture_on_commit_callbacks):
+    """``with within(n):`` at most n statements, the hooks the request runs after its commit included."""
+
+    @contextmanager
+    def at_most(statements: int):
+        with django_assert_max_num_queries(statements), django_capture_on_commit_callbacks(execute=True):
+            yield
+
+    return at_most
+
+
+def pull(client, project, within) -> dict:
+    with within(most(NEXT_STATEMENTS)):
         response = client.post(f"/api/projects/{project.pk}/next/")
     assert response.status_code == 200 and "assignment" in response.json(), response.content
     return response.json()
 
 
-def submit(client, view, label, limit, django_assert_max_num_queries) -> None:
-    with django_assert_max_num_queries(limit):
+def submit(client, view, label, limit, within) -> None:
+    with within(limit):
         response = client.post(f"/api/assignments/{view['assignment']['id']}/submit/", label, format="json")
     assert response.status_code == 200, response.content
 
@@ -59,31 +75,29 @@ def submit(client, view, label, limit, django_assert_max_num_queries) -> None:
 UNSAFE = {"prompt_label": "unsafe", "categories": ["S1", "S7"]}
 
 
-def test_next_and_submit_stay_within_a_few_statements(project, clients, django_assert_max_num_queries):
+def test_next_and_submit_stay_within_a_few_statements(project, clients, within):
     first, second, opted_out = clients
-    view = pull(first, project, django_assert_max_num_queries)  # a new lease
-    assert pull(first, project, django_assert_max_num_queries)["assignment"] == view["assignment"]  # the same
-    submit(first, view, UNSAFE, most(submit=True), django_assert_max_num_queries)
+    view = pull(first, project, within)  # a new lease
+    assert pull(first, project, within)["assignment"] == view["assignment"]  # the same
+    submit(first, view, UNSAFE, most(submit=True), within)
     revised = {**UNSAFE, "categories": ["S1"], "comment": "second thoughts"}
-    submit(first, view, revised, most(submit=True), django_assert_max_num_queries)
-    other = pull(second, project, django_assert_max_num_queries)
+    submit(first, view, revised, most(submit=True), within)
+    other = pull(second, project, within)
     assert other["sample"]["id"] == view["sample"]["id"]
-    submit(second, other, {"prompt_label": "safe"}, most(submit=True), django_assert_max_num_queries)
+    submit(second, other, {"prompt_label": "safe"}, most(submit=True), within)
     # The third annotator opted out of S7, which the first one saw in this sample: another item.
-    avoided = pull(opted_out, project, django_assert_max_num_queries)
+    avoided = pull(opted_out, project, within)
     assert avoided["sample"]["id"] != view["sample"]["id"]
-    third = pull(first, project, django_assert_max_num_queries)
-    submit(first, third, {"prompt_label": "safe"}, most(submit=True), django_assert_max_num_queries)
+    third = pull(first, project, within)
+    submit(first, third, {"prompt_label": "safe"}, most(submit=True), within)
 
 
-def test_the_submission_that_completes_an_item_decides_its_label_in_a_few_more(
-    project, clients, django_assert_max_num_queries
-):
-    views = [pull(client, project, django_assert_max_num_queries) for client in clients[:2]]
+def test_the_submission_that_completes_an_item_decides_its_label_in_a_few_more(project, clients, within):
+    views = [pull(client, project, within) for client in clients[:2]]
     for client, view in zip(clients[:2], views, strict=True):
-        submit(client, view, {"prompt_label": "safe"}, most(submit=True), django_assert_max_num_queries)
-    last = pull(clients[2], project, django_assert_max_num_queries)
+        submit(client, view, {"prompt_label": "safe"}, most(submit=True), within)
+    last = pull(clients[2], project, within)
     assert last["sample"]["id"] == views[0]["sample"]["id"]
-    submit(clients[2], last, {"prompt_label": "safe"}, most(FINALISING, submit=True), django_assert_max_num_queries)
+    submit(clients[2], last, {"prompt_label": "safe"}, most(FINALISING, submit=True), within)
     final = clients[0].get(f"/api/assignments/{views[0]['assignment']['id']}/").json()
     assert final["final"] is True
