@@ -94,7 +94,7 @@ class Sample(models.Model):
 class Annotation(models.Model):
     """One annotator's labels for one sample."""
 
-    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="annotations")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="annotations", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     prompt_label = models.CharField(max_length=20, choices=SafetyLabel.choices, null=True, blank=True)
     response_label = models.CharField(max_length=20, choices=SafetyLabel.choices, null=True, blank=True)
@@ -184,7 +184,7 @@ class Membership(models.Model):
 class SampleCategory(models.Model):
     """A category a sample is known to touch (from its final label or any annotation)."""
 
-    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="known_categories")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="known_categories", db_index=False)
     code = models.CharField(max_length=40)
 
     class Meta:
@@ -212,7 +212,7 @@ class AssignmentBatch(models.Model):
 
 
 class QueueItem(models.Model):
-    batch = models.ForeignKey(AssignmentBatch, on_delete=models.CASCADE, related_name="items")
+    batch = models.ForeignKey(AssignmentBatch, on_delete=models.CASCADE, related_name="items", db_index=False)
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="queue_items")
     priority = models.IntegerField(default=0)
     done = models.BooleanField(default=False, help_text="Has all the annotations it wants.")
@@ -232,12 +232,14 @@ class AssignmentStatus(models.TextChoices):
 class Assignment(models.Model):
     """One annotator's hold on one queue item: a lease until submitted or skipped."""
 
-    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
-    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     # The sample's project, copied when the lease is written (a sample never changes project), so
     # that an annotator's counts in a project read one index instead of joining the samples.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
     leased_at = models.DateTimeField()
     lease_expires_at = models.DateTimeField()
