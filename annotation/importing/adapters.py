@@ -42,8 +42,7 @@ from .records import (
 @dataclass
 class AdapterContext:
     """What an adapter needs besides the record: the project's categories, the file, and the
-    tables mapping other taxonomies' codes onto the project's (read once: parsing runs ahead of
-    the import's transaction, in a thread, and must not use the database)."""
+    tables mapping other taxonomies' codes onto the project's (read once per import, not per row)."""
 
     categories: CategoryIndex
     filename: str
