@@ -6,9 +6,14 @@ with ``core.jobs.start_job``."""
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
+
+from config.startup_heap import freeze_startup_heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("aegis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each pool process, once forked and set up, freezes what it inherited (config/startup_heap.py).
+worker_process_init.connect(freeze_startup_heap, weak=False)
