@@ -6,7 +6,7 @@ with ``core.jobs.start_job``."""
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init
 
 from config.startup_heap import freeze_startup_heap
 
@@ -15,5 +15,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("aegis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Each pool process, once forked and set up, freezes what it inherited (config/startup_heap.py).
-worker_process_init.connect(freeze_startup_heap, weak=False)
+# The worker freezes its start-up heap before it forks its pool processes (config/startup_heap.py).
+worker_init.connect(freeze_startup_heap, weak=False)

@@ -1,4 +1,4 @@
-"""The web app and each Celery pool process freeze their start-up heap (config/startup_heap.py)."""
+"""The web app and the Celery worker freeze their start-up heap before they fork (config/startup_heap.py)."""
 
 import os
 import subprocess
@@ -22,11 +22,11 @@ def test_the_wsgi_app_freezes_what_it_loaded(tmp_path):
     assert int(frozen) > 20_000 and int(tracked) < int(frozen)  # what is left to walk is what came after
 
 
-def test_a_celery_pool_process_freezes_what_it_inherited(tmp_path):
+def test_the_celery_worker_freezes_what_it_loaded_before_its_pool_forks(tmp_path):
     code = (
         "import gc, django; django.setup();"
-        "from config.celery import app; from celery.signals import worker_process_init;"
-        "before = gc.get_freeze_count(); worker_process_init.send(sender=None);"
+        "from config.celery import app; from celery.signals import worker_init;"
+        "before = gc.get_freeze_count(); worker_init.send(sender=None);"
         "print(before, gc.get_freeze_count())"
     )
     before, after = run(code, tmp_path)
