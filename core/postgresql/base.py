@@ -21,5 +21,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return False
         if self.connection.info.transaction_status != TransactionStatus.IDLE:
             return super().is_usable()  # mid-transaction or in an unknown state: ask the server
-        readable, _, _ = select.select([self.connection.fileno()], [], [], 0)
-        return not readable
+        waiting = select.poll()  # not select(): a busy process may hold descriptors past 1024
+        waiting.register(self.connection.fileno(), select.POLLIN)
+        return not waiting.poll(0)  # data, an error or a hang-up: the server has ended it
