@@ -10,9 +10,9 @@ from annotation.services import add_member, create_assignment_batch, create_proj
 from evaluation.services import run_evaluation, start_evaluation_run
 from jury.models import Juror
 from moderation.services import create_ensemble, moderate
+from tests.frontend.conftest import CHROMIUM
 from tests.guards.conftest import guard_server  # noqa: F401  (the stand-in guard server)
 
-CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)><style>body{display:none}</style>"
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -26,10 +26,7 @@ def test_the_header_is_sent(client):
     assert "unsafe-inline" not in policy
 
 
-def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_path, monkeypatch, guard_server):  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_path, browser, guard_server):  # noqa: F811
     django_user_model.objects.create_user("boss", password="pw-boss-12345", is_staff=True, is_superuser=True)
     project = create_project(name="CSP", slug="csp", guidelines=HOSTILE)
     boss = django_user_model.objects.get(username="boss")
@@ -73,32 +70,30 @@ def test_main_pages_have_no_csp_violation(live_server, django_user_model, tmp_pa
         "/admin/annotation/sample/",
     ]
     violations: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        context = browser.new_context()
-        page = context.new_page()
-        page.on(
-            "console",
-            lambda message: (
-                violations.append(f"{page.url}: {message.text}")
-                if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text
-                else None
-            ),
-        )
-        for username, password, urls in (
-            ("boss", "pw-boss-12345", pages),
-            ("ann", "pw-ann-12345", [f"/projects/{project.pk}/label/"]),
-        ):
-            context.clear_cookies()
-            page.goto(f"{live_server.url}/accounts/login/")
-            page.fill("#id_username", username)
-            page.fill("#id_password", password)
-            page.click("button[type=submit]")
+    context = browser.new_context()
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text
+            else None
+        ),
+    )
+    for username, password, urls in (
+        ("boss", "pw-boss-12345", pages),
+        ("ann", "pw-ann-12345", [f"/projects/{project.pk}/label/"]),
+    ):
+        context.clear_cookies()
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        for url in urls:
+            response = page.goto(f"{live_server.url}{url}")
+            assert response is not None and response.status < 400, (url, response and response.status)
             page.wait_for_load_state("networkidle")
-            for url in urls:
-                response = page.goto(f"{live_server.url}{url}")
-                assert response is not None and response.status < 400, (url, response and response.status)
-                page.wait_for_load_state("networkidle")
-        page.wait_for_selector(".turn")
-        browser.close()
+    page.wait_for_selector(".turn")
+    context.close()
     assert violations == []

@@ -7,8 +7,8 @@ import pytest
 
 from annotation.models import Annotation
 from annotation.services import add_member, create_assignment_batch, create_project, import_samples
+from tests.frontend.conftest import CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 HOSTILE = "<script>alert(1)</script> and <img src=x onerror=alert(2)> then " + "A" * 3000
 pytestmark = [
@@ -18,26 +18,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        yield page
-        browser.close()
+def browser_page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield page
+    page.close()
 
 
 def test_keyboard_only_labelling_of_three_items(browser_page, live_server, django_user_model, tmp_path):
