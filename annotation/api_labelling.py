@@ -51,8 +51,8 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-def _validated(serializer_class, request):
-    serializer = serializer_class(data=request.data)
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -66,7 +66,7 @@ def members(request, pk: int):
     project = get_object_or_404(Project, pk=pk)
     require_admin(request.user, project)
     if request.method == "POST":
-        services.add_member(project, by=request.user, **_validated(MemberSerializer, request))
+        services.add_member(project, by=request.user, **_validated(MemberSerializer, request.data))
     rows = Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
     return Response(
         [
@@ -89,7 +89,7 @@ def members(request, pk: int):
 def batches(request, pk: int):
     """Project admins queue a batch of samples for annotation."""
     project = get_object_or_404(Project, pk=pk)
-    batch = services.create_assignment_batch(project, by=request.user, **_validated(BatchSerializer, request))
+    batch = services.create_assignment_batch(project, by=request.user, **_validated(BatchSerializer, request.data))
     return Response(
         {"id": batch.pk, "name": batch.name, "items": batch.items.count(), "k": batch.annotations_per_sample},
         status=status.HTTP_201_CREATED,
@@ -143,9 +143,7 @@ class Submit(LeanJSONView):
     """Submit or revise a label; the rules are checked here as in the page."""
 
     def respond(self, user, data, *, assignment_id: int):
-        label = SubmitSerializer(data=data)
-        label.is_valid(raise_exception=True)
-        annotation = services.submit_annotation(assignment_id, user, **label.validated_data)
+        annotation = services.submit_annotation(assignment_id, user, **_validated(SubmitSerializer, data))
         return {"status": "submitted", "annotation": services.annotation_snapshot(annotation)}, status.HTTP_200_OK
 
 
@@ -153,7 +151,7 @@ class Submit(LeanJSONView):
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def skip(request, assignment_id: int):
-    services.skip_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
+    services.skip_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request.data))
     return Response({"status": "skipped"})
 
 
@@ -161,7 +159,7 @@ def skip(request, assignment_id: int):
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def flag(request, assignment_id: int):
-    services.flag_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request))
+    services.flag_assignment(assignment_id, request.user, **_validated(ReasonSerializer, request.data))
     return Response({"status": "flagged"})
 
 
@@ -247,7 +245,7 @@ def review_queue(request, pk: int):
 def adjudicate(request, pk: int, sample_id: int):
     """A reviewer's final label for a sample (provenance ``adjudicated``)."""
     project = get_object_or_404(Project, pk=pk)
-    final = services.adjudicate(project, sample_id, request.user, **_validated(AdjudicationSerializer, request))
+    final = services.adjudicate(project, sample_id, request.user, **_validated(AdjudicationSerializer, request.data))
     return Response(
         {
             "prompt_label": final.prompt_label,
@@ -283,6 +281,6 @@ def qa_next(request, pk: int):
 def qa_check(request, pk: int, assignment_id: int):
     project = get_object_or_404(Project, pk=pk)
     check = qa_service.record_qa_check(
-        project, assignment_id, request.user, **_validated(AdjudicationSerializer, request)
+        project, assignment_id, request.user, **_validated(AdjudicationSerializer, request.data)
     )
     return Response({"agrees": check.agrees}, status=status.HTTP_201_CREATED)
