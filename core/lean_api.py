@@ -10,18 +10,19 @@ bodies are the API's. Every other request (session or basic auth, the browsable 
 content type) goes through DRF unchanged; the schema is DRF's, from the view class.
 """
 
-import json
+import io
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .token_auth import OneStatementTokenAuthentication
 
+PARSER = JSONParser()
 RENDERER = JSONRenderer()
 AUTHENTICATION = OneStatementTokenAuthentication()
 JSON_ACCEPTED = ("", "*/*", "application/json")
@@ -40,13 +41,10 @@ def takes_lean_path(request: HttpRequest) -> bool:
 
 
 def json_body(request: HttpRequest) -> Any:
-    """The request's JSON body ({} when empty), or DRF's ParseError."""
+    """The request's JSON body ({} when empty), read by DRF's own parser (strict JSON, its errors)."""
     if not request.body:
         return {}
-    try:
-        return json.loads(request.body)
-    except ValueError as error:
-        raise exceptions.ParseError(f"JSON parse error - {error}") from error
+    return PARSER.parse(io.BytesIO(request.body))
 
 
 class LeanJSONView(APIView):

@@ -78,6 +78,7 @@ def test_a_pull_and_a_submission_answer_as_through_drf(setup):
         ("ann", b'{"prompt_label": "dangerous"}', 400),
         ("ann", b'{"prompt_label": "safe", "time_spent_ms": -1}', 400),
         ("ann", b'["not", "an", "object"]', 400),
+        ("ann", b'{"prompt_label": "safe", "time_spent_ms": NaN}', 400),  # strict JSON, as DRF parses it
         ("other", b'{"prompt_label": "safe"}', 403),
     ],
 )
