@@ -15,8 +15,8 @@ api_index.registry.extend([*taxonomy_router.registry, *annotation_router.registr
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api_index.get_api_root_view(), name="api-root"),
+    path("api/", include("annotation.urls")),  # first: the labelling loop's routes (annotation/urls.py)
     path("api/", include("taxonomy.urls")),
-    path("api/", include("annotation.urls")),
     path("api/", include("jury.urls")),
     path("api/", include("training.urls")),
     path("api/", include("evaluation.urls")),
