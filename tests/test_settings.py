@@ -61,6 +61,14 @@ def test_embedded_default_uses_sqlite_and_in_process_tasks(tmp_path):
     assert result.stdout.split() == ["core.postgresql", "False", "aegis", "redis://cache:6379/0"]
 
 
+def test_postgresql_prepares_repeated_statements_unless_turned_off(tmp_path):
+    code = "from django.conf import settings as s;print(s.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    postgres = {"AEGIS_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgres://u@db:5432/aegis"}
+    assert manage("shell", "--no-imports", "-c", code, **postgres).stdout.split() == ["5"]
+    result = manage("shell", "--no-imports", "-c", code, **postgres, DB_PREPARE_THRESHOLD="")
+    assert result.stdout.split() == ["None"]  # for a pooler in transaction mode
+
+
 def test_embedded_broker_is_a_sqlite_file_and_redis_wins_over_it(tmp_path):
     code = "from django.conf import settings as s;print(s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL)"
     result = manage("shell", "--no-imports", "-c", code, AEGIS_VAR_DIR=str(tmp_path), AEGIS_EMBEDDED_BROKER="1")

@@ -109,3 +109,20 @@ def test_the_loops_routes_are_matched_before_the_other_apis(path):
     """Each pattern Django tries before the match costs every request of the loop; the loop's two
     routes come first (config/urls.py, annotation/urls.py)."""
     assert len(resolve(path).tried) <= 4
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_postgresql_plans_the_loops_statements_once_per_connection(project, clients, within):
+    """Planning a statement cost PostgreSQL several times its execution; psycopg prepares a statement
+    run five times on a connection (config/settings.py), and the server reuses its plan."""
+    for _ in range(3):
+        for client in clients[:2]:
+            view = pull(client, project, within)
+            submit(client, view, {"prompt_label": "safe"}, most(FINALISING, submit=True), within)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%FROM annotation_queueitem q%JOIN annotation_sample s%"],
+        )
+        plans = cursor.fetchall()
+    assert plans and plans[0][0] >= 1
