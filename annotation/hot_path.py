@@ -28,13 +28,15 @@ HOLDS_SLOT = f"(a.status = '{SUBMITTED}' OR (a.status = '{LEASED}' AND a.lease_e
 # counted up to a bound (so that a pull stays fast on a queue of millions): the open items, read
 # in index order up to the bound plus the annotator's own finished ones among them, minus those
 # (an assignment names one item, so none is subtracted twice). The same number as an anti-join
-# per open item, at a fraction of the database's work (no lookup per item).
+# per open item, at a fraction of the database's work (no lookup per item). The annotator's
+# finished assignments not known to be on a done item are a partial index (item_done, models.py),
+# so only those items are looked up, not the annotator's whole history.
 OWN_FINISHED_OPEN = f"""
     SELECT COUNT(*) FROM annotation_assignment a
     JOIN annotation_queueitem q ON q.id = a.item_id
     JOIN annotation_assignmentbatch b ON b.id = q.batch_id
     WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
-      AND b.active AND NOT q.done
+      AND NOT a.item_done AND b.active AND NOT q.done
 """
 OPEN_ITEMS_UP_TO = """
     SELECT COUNT(*) FROM (
@@ -197,10 +199,21 @@ COUNT_SUBMISSION = """
 UPDATE annotation_queueitem
 SET submitted_count = submitted_count + 1, done = (done OR submitted_count + 1 >= %(k)s)
 WHERE id = %(item)s
-RETURNING submitted_count
+RETURNING submitted_count, done
 """
 MARK_SUBMITTED = f"""
-UPDATE annotation_assignment SET status = '{SUBMITTED}', submitted_at = %(now)s WHERE id = %(assignment)s
+UPDATE annotation_assignment SET status = '{SUBMITTED}', submitted_at = %(now)s{{item_done}} WHERE id = %(assignment)s
+"""
+# Once an item is done, its assignments say so (they leave the partial index of finished open
+# ones). On PostgreSQL, within the submission's statement, rows another transaction holds are
+# left as they are rather than waited for (that one may be waiting for this item): such a flag
+# only costs the remaining count one lookup.
+ITEM_DONE = "UPDATE annotation_assignment SET item_done = TRUE WHERE item_id = %(item)s AND NOT item_done"
+OTHERS_ITEM_DONE = """
+UPDATE annotation_assignment SET item_done = TRUE
+WHERE id IN (SELECT id FROM annotation_assignment
+             WHERE item_id = %(item)s AND id <> %(assignment)s AND NOT item_done FOR UPDATE SKIP LOCKED)
+  AND (SELECT done FROM counted)
 """
 
 
@@ -234,7 +247,8 @@ def category_rows(count: int) -> str:
 
 def submission_statement(*, new: bool, categories: int, count: bool) -> str:
     """PostgreSQL: the label, its audit entry, its categories and (``count``) the assignment marked
-    submitted and counted on its item, in one statement; returns (annotation id, item's count)."""
+    submitted and counted on its item (its assignments told once it is done), in one statement;
+    returns (annotation id, item's count)."""
     parts = [
         f"saved AS ({INSERT_ANNOTATION if new else UPDATE_ANNOTATION})",
         f"revision AS ({INSERT_REVISION.format(annotation='id', source='FROM saved')})",
@@ -242,7 +256,11 @@ def submission_statement(*, new: bool, categories: int, count: bool) -> str:
     if categories:
         parts.append(f"known AS ({INSERT_CATEGORIES.format(rows=category_rows(categories))})")
     if count:
-        parts += [f"submitted AS ({MARK_SUBMITTED})", f"counted AS ({COUNT_SUBMISSION})"]
+        parts += [
+            f"counted AS ({COUNT_SUBMISSION})",
+            f"submitted AS ({MARK_SUBMITTED.format(item_done=', item_done = (SELECT done FROM counted)')})",
+            f"finished AS ({OTHERS_ITEM_DONE})",
+        ]
     counted = "(SELECT submitted_count FROM counted)" if count else "NULL"
     return f"WITH {', '.join(parts)} SELECT (SELECT id FROM saved), {counted}"
 

@@ -247,6 +247,11 @@ class Assignment(models.Model):
     skip_reason = models.TextField(blank=True)
     flagged = models.BooleanField(default=False)
     flag_reason = models.TextField(blank=True)
+    # Set (never cleared: an item's ``done`` only turns true) once the item has all its annotations,
+    # by the submission that completes it. So an annotator's finished assignments on open items,
+    # which every pull counts, are a small index (assignment_finished_open) instead of their whole
+    # history; the count still checks each item, so a flag not yet set costs a lookup, not a wrong count.
+    item_done = models.BooleanField(db_default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["sample", "annotator"], name="assignment_sample_annotator")]
@@ -256,6 +261,12 @@ class Assignment(models.Model):
                 fields=["annotator", "project", "status", "submitted_at"],
                 include=["item"],
                 name="assignment_annotator_project",
+            ),
+            models.Index(
+                fields=["annotator", "project"],
+                include=["item"],
+                condition=models.Q(status__in=[AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED], item_done=False),
+                name="assignment_finished_open",
             ),
         ]
 

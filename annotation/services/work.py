@@ -406,9 +406,11 @@ def _write_submission(
                 cursor.execute(sql.INSERT_CATEGORIES.format(rows=sql.category_rows(len(codes))), params)
             submitted_count = None
             if count:
-                cursor.execute(sql.MARK_SUBMITTED, params)
+                cursor.execute(sql.MARK_SUBMITTED.format(item_done=""), params)
                 cursor.execute(sql.COUNT_SUBMISSION, params)
-                submitted_count = cursor.fetchone()[0]
+                submitted_count, done = cursor.fetchone()
+                if done:
+                    cursor.execute(sql.ITEM_DONE, params)
     return annotation, submitted_count
 
 
