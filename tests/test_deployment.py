@@ -56,6 +56,25 @@ def test_the_side_by_side_bench_runs_the_composed_web_layout():
     assert bench.gunicorn_layout(bench.WEB_WORKERS, bench.WEB_THREADS) in " ".join(web.split())
 
 
+def test_the_side_by_side_bench_counts_every_postgresql_process_and_the_exited_backends(tmp_path):
+    """PostgreSQL's CPU in the labelling phase: live processes, plus the exited backends' time the
+    postmaster reaped (the harness's own count misses backends replaced during the phase)."""
+    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "bench" / "side_by_side.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def process(pid: int, name: str, parent: int, utime: int, stime: int, cutime: int, cstime: int) -> None:
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S", parent, *[0] * 9, utime, stime, cutime, cstime, 20, 0]
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) {' '.join(map(str, fields))}\n")
+
+    process(100, "postgres", 1, 3, 1, 500, 200)  # the postmaster: its reaped children's time counts
+    process(101, "postgres", 100, 40, 10, 7, 7)  # a backend (children's time of a backend: not PostgreSQL's)
+    process(102, "python3", 100, 900, 900, 900, 900)  # not PostgreSQL
+    (tmp_path / "self").mkdir()
+    assert bench.postgres_cpu_seconds(tmp_path) == (3 + 1 + 500 + 200 + 40 + 10) / os.sysconf("SC_CLK_TCK")
+
+
 def test_compose_requires_a_secret_key():
     result = compose_config()
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
