@@ -118,10 +118,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # was most of the database's work on the labelling path (1-1.4 ms per statement against
     # 0.05-0.2 ms of execution). DB_PREPARE_THRESHOLD= (empty) turns it off, for a pooler in
     # transaction mode that cannot keep prepared statements.
-    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+    prepare_threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5").strip()
+    if prepare_threshold and not prepare_threshold.isdigit():
+        raise ImproperlyConfigured(f"DB_PREPARE_THRESHOLD={prepare_threshold!r}: expected a whole number, or empty")
     DATABASES["default"]["OPTIONS"] = {
         "server_side_binding": True,
-        "prepare_threshold": int(threshold) if threshold.strip() else None,
+        "prepare_threshold": int(prepare_threshold) if prepare_threshold else None,
     }
     # Django's backend, with a health check of each request's connection that needs no round trip.
     DATABASES["default"]["ENGINE"] = "core.postgresql"

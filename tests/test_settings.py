@@ -67,6 +67,8 @@ def test_postgresql_prepares_repeated_statements_unless_turned_off(tmp_path):
     assert manage("shell", "--no-imports", "-c", code, **postgres).stdout.split() == ["5"]
     result = manage("shell", "--no-imports", "-c", code, **postgres, DB_PREPARE_THRESHOLD="")
     assert result.stdout.split() == ["None"]  # for a pooler in transaction mode
+    result = manage("shell", "--no-imports", "-c", code, **postgres, DB_PREPARE_THRESHOLD="five")
+    assert result.returncode != 0 and "DB_PREPARE_THRESHOLD='five': expected a whole number" in result.stderr
 
 
 def test_embedded_broker_is_a_sqlite_file_and_redis_wins_over_it(tmp_path):
