@@ -200,9 +200,11 @@ def main() -> None:
     print(f"load before: {os.getloadavg()}", flush=True)
     env = {**os.environ, "AEGIS_APP": str(ROOT)}
     ours = [step for step in args.steps if step.startswith("aegis_pg:")]
-    watch = LabellingPhasePostgres(WORK / "logs" / f"{ours[-1].replace(':', '_')}.log") if ours else None
-    if watch:
-        (WORK / "logs" / f"{ours[-1].replace(':', '_')}.log").unlink(missing_ok=True)
+    watch = None
+    if ours:
+        log = WORK / "logs" / f"{ours[-1].replace(':', '_')}.log"
+        log.unlink(missing_ok=True)  # an earlier run's log would mark the phase at once
+        watch = LabellingPhasePostgres(log)
         watch.start()
     subprocess.run([str(harness / "run_sequence.sh"), *args.steps], env=env, check=True)
     if watch:

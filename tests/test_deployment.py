@@ -47,11 +47,17 @@ def test_compose_file_is_valid_and_complete():
     assert web_env["REDIS_URL"].startswith("redis://")
 
 
-def test_the_side_by_side_bench_runs_the_composed_web_layout():
-    """bench/side_by_side.py measures the layout docker-compose.yml deploys (gthread, keep-alive)."""
+def side_by_side_bench():
+    """bench/side_by_side.py as a module (bench/ is not a package)."""
     spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "bench" / "side_by_side.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_side_by_side_bench_runs_the_composed_web_layout():
+    """bench/side_by_side.py measures the layout docker-compose.yml deploys (gthread, keep-alive)."""
+    bench = side_by_side_bench()
     web = yaml.safe_load(compose_config(SECRET_KEY="s3cret").stdout)["services"]["web"]["command"]
     assert bench.gunicorn_layout(bench.WEB_WORKERS, bench.WEB_THREADS) in " ".join(web.split())
 
@@ -59,9 +65,7 @@ def test_the_side_by_side_bench_runs_the_composed_web_layout():
 def test_the_side_by_side_bench_counts_every_postgresql_process_and_the_exited_backends(tmp_path):
     """PostgreSQL's CPU in the labelling phase: live processes, plus the exited backends' time the
     postmaster reaped (the harness's own count misses backends replaced during the phase)."""
-    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "bench" / "side_by_side.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = side_by_side_bench()
 
     def process(pid: int, name: str, parent: int, utime: int, stime: int, cutime: int, cstime: int) -> None:
         (tmp_path / str(pid)).mkdir()
