@@ -10,6 +10,7 @@ from training.trainers.lora import (
     PackedCollator,
     encode_example,
     pack_examples,
+    rows_that_fit,
     train_lora,
 )
 
@@ -151,3 +152,11 @@ def test_a_run_uses_the_workers_gpus_unless_it_asks_for_fewer(monkeypatch):
         process_count(LoraSettings(gpus=4))
     monkeypatch.setenv("AEGIS_WORKER_GPUS", "0")  # a CPU worker: one process unless told (gloo)
     assert process_count(LoraSettings()) == 1 and process_count(LoraSettings(gpus=2)) == 2
+
+
+def test_the_measured_micro_batch_keeps_a_fifth_of_the_free_memory_and_stays_between_1_and_64():
+    gib = 2**30
+    assert rows_that_fit(100 * gib, 20 * gib) == 4  # 80 GiB of 100 for rows of 20 GiB
+    assert rows_that_fit(100 * gib, 19 * gib) == 4
+    assert rows_that_fit(10 * gib, 20 * gib) == 1  # not even one row fits: one, and the run says so if it fails
+    assert rows_that_fit(100 * gib, 1) == 64
