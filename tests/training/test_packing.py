@@ -158,5 +158,5 @@ def test_the_measured_micro_batch_keeps_a_fifth_of_the_free_memory_and_stays_bet
     gib = 2**30
     assert rows_that_fit(100 * gib, 20 * gib) == 4  # 80 GiB of 100 for rows of 20 GiB
     assert rows_that_fit(100 * gib, 19 * gib) == 4
-    assert rows_that_fit(10 * gib, 20 * gib) == 1  # not even one row fits: one, and the run says so if it fails
+    assert rows_that_fit(10 * gib, 20 * gib) == 1  # not even one row fits: one (the run then fails naming the memory)
     assert rows_that_fit(100 * gib, 1) == 64
