@@ -84,33 +84,23 @@ def import_samples(
     return _run_import(batch, path, map_annotators=map_annotators)
 
 
+COUNTS = ("rows_read", "created_count", "duplicate_count", "existing_count")
+
+
 def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False) -> ImportBatch:
     """All or nothing in one transaction, so an interrupted import (a killed worker, Ctrl-C, a
-    cancel) stores nothing and a resumed one starts again from the first row."""
+    cancel) stores nothing and a resumed one starts again from the first row. The counts commit
+    with the rows: an attempt killed between that commit and the job's success leaves the next
+    attempt the counts to report, not a file to import again (it would find every row stored and
+    report none created)."""
     try:
         with JobRun(batch, swallow=(), plain=(ImportDataError,)) as run:
             if not run.claimed:
                 return batch
-            try:
-                with transaction.atomic():
-                    defer_search_documents()
-                    counts = import_rows(
-                        batch, path, on_progress=partial(_checkpoint, run), map_annotators=map_annotators
-                    )
-            except OSError as error:
-                raise ImportDataError(error.strerror or str(error), batch.filename) from error
-            except IntegrityError as error:
-                raise ImportDataError(
-                    "another import stored some of these samples at the same time; nothing of this file was stored, "
-                    "import it again to add the rest",
-                    batch.filename,
-                ) from error
-            except ImportDataError:
-                raise
-            except (JobCancelled, *CONNECTION_LOST):
-                raise
-            except Exception as error:
-                raise ImportDataError(f"unexpected {type(error).__name__}: {error}", batch.filename) from error
+            if batch.rows_read:  # an earlier attempt committed the file and was stopped before it said so
+                counts = {field: getattr(batch, field) for field in COUNTS}
+            else:
+                counts = _store_file(batch, path, run, map_annotators=map_annotators)
             run.succeed(done=counts["rows_read"], **counts)
     finally:
         clear_progress(batch.pk)
@@ -120,6 +110,30 @@ def _run_import(batch: ImportBatch, path: Path, *, map_annotators: bool = False)
         refresh_planner_statistics(Sample)
         index_pending_samples(batch.project_id)
     return batch
+
+
+def _store_file(batch: ImportBatch, path: Path, run: JobRun, *, map_annotators: bool) -> dict[str, int]:
+    """The file's rows and the batch's counts in one transaction; returns the counts."""
+    try:
+        with transaction.atomic():
+            defer_search_documents()
+            counts = import_rows(batch, path, on_progress=partial(_checkpoint, run), map_annotators=map_annotators)
+            ImportBatch.objects.filter(pk=batch.pk).update(**counts)
+    except OSError as error:
+        raise ImportDataError(error.strerror or str(error), batch.filename) from error
+    except IntegrityError as error:
+        raise ImportDataError(
+            "another import stored some of these samples at the same time; nothing of this file was stored, "
+            "import it again to add the rest",
+            batch.filename,
+        ) from error
+    except ImportDataError:
+        raise
+    except (JobCancelled, *CONNECTION_LOST):
+        raise
+    except Exception as error:
+        raise ImportDataError(f"unexpected {type(error).__name__}: {error}", batch.filename) from error
+    return counts
 
 
 def _checkpoint(run: JobRun, rows_read: int) -> None:

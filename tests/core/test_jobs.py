@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import ExportSnapshot, ImportBatch
-from annotation.services import cancel_import_batch, start_export, start_import_batch
+from annotation.services import cancel_import_batch, run_import_batch, start_export, start_import_batch
 from core.jobs import HOST, JobRun, cancel_job
 from core.models import JobStatus
 from core.supervision import supervise_jobs
@@ -103,6 +103,26 @@ def test_supervision_requeues_an_orphaned_job_which_resumes(project, rows_file):
     assert supervise_jobs() == {"requeued": 1}  # in-process tasks: the re-sent job runs at once
     batch.refresh_from_db()
     assert (batch.status, batch.created_count, batch.attempts) == (JobStatus.SUCCEEDED, 30, 2)
+    assert project.samples.count() == 30
+
+
+def test_an_import_whose_worker_died_after_its_commit_reports_what_it_stored(project, rows_file):
+    """A worker killed between the import's commit and the job's success leaves rows and counts
+    stored and the job running; the next attempt reports them instead of importing the file again
+    (which found every row stored and reported none created)."""
+    batch = run_import_batch(
+        start_import_batch(project, adapter="aegis2", filename="rows.jsonl", stored_path=str(rows_file))
+    )
+    orphan(batch, finished_at=None)  # what such a kill leaves
+    assert supervise_jobs() == {"requeued": 1}
+    batch.refresh_from_db()
+    assert (batch.status, batch.rows_read, batch.created_count, batch.existing_count, batch.attempts) == (
+        JobStatus.SUCCEEDED,
+        30,
+        30,
+        0,
+        2,
+    )
     assert project.samples.count() == 30
 
 
