@@ -49,12 +49,12 @@ class SubmitSerializer(serializers.Serializer):
     time_spent_ms = serializers.IntegerField(required=False, min_value=0, max_value=MAX_INT, allow_null=True)
 
 
-# How SubmitSerializer reads a text field: (blank allowed, null allowed, most characters).
+SUBMIT_FIELDS = SubmitSerializer().fields  # read once: the rules plain_submission applies
+# How SubmitSerializer reads each text field: (blank allowed, null allowed, most characters).
 PLAIN_TEXT_FIELDS = {
-    "prompt_label": (False, False, None),
-    "response_label": (True, True, None),
-    "other_risks": (True, False, 5000),
-    "comment": (True, False, 5000),
+    name: (field.allow_blank, field.allow_null, field.max_length)
+    for name, field in SUBMIT_FIELDS.items()
+    if isinstance(field, serializers.CharField)
 }
 
 
@@ -81,7 +81,8 @@ def plain_submission(data: Any) -> dict[str, Any] | None:
                 return None
             fields[name] = codes
         elif name == "time_spent_ms":
-            if value is not None and not (type(value) is int and 0 <= value <= MAX_INT):
+            spent = SUBMIT_FIELDS[name]
+            if value is not None and not (type(value) is int and spent.min_value <= value <= spent.max_value):
                 return None
             fields[name] = value
     return fields

@@ -97,3 +97,8 @@ def test_the_bodies_annotators_send_are_read_plainly(body):
 )
 def test_anything_else_is_left_to_the_serializer(body):
     assert plain_submission(body) is None
+
+
+def test_the_plain_reading_knows_every_field_of_the_serializer():
+    """A field added to SubmitSerializer must be added to plain_submission too (it ignores others)."""
+    assert set(SubmitSerializer().fields) == set(FIELDS)
