@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=512)
     parser.add_argument("--mean-tokens", type=int, default=567)
     parser.add_argument("--max-length", type=int, default=2048)
-    parser.add_argument("--batch-size", type=int, default=0, help="0: from model size and free memory")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: measured by a probe row (training.trainers.lora)")
     parser.add_argument("--checkpointing", action="store_true")
     parser.add_argument("--prompts", type=int, default=512)
     parser.add_argument("--generation-prompts", type=int, default=32)
