@@ -76,7 +76,8 @@ def plain_submission(data: Any) -> dict[str, Any] | None:
         elif name == "categories":
             if type(value) is not list:
                 return None
-            codes = [_plain_text(code, False, None) for code in value]
+            code_field = SUBMIT_FIELDS[name].child
+            codes = [_plain_text(code, code_field.allow_blank, code_field.max_length) for code in value]
             if None in codes:
                 return None
             fields[name] = codes
