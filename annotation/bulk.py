@@ -6,10 +6,11 @@ write lock, since the connection begins transactions IMMEDIATE) and pass JSON as
 """
 
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 
 
@@ -48,6 +49,57 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
         else:
             markers = ", ".join(["%s"] * len(fields))
             cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({markers})', list(rows))
+
+
+class RowStream:
+    """Rows of one table written as they come: on PostgreSQL one COPY stays open across writes, so
+    that the database stores the rows of one chunk while the caller parses the next (closed, the
+    COPY would wait for the database after each chunk and the database for the parser before the
+    next); on SQLite each write is inserted at once. ``close()`` before any other statement on the
+    connection; ``abort()`` on an error ends an open COPY without storing it."""
+
+    def __init__(self, model: type[Model], fields: Sequence[str]):
+        self.model, self.fields = model, fields
+        self._open: ExitStack | None = None
+        self._copy = None
+
+    def write(self, rows: Iterable[Sequence[Any]]) -> None:
+        if connection.vendor != "postgresql":
+            insert_rows(self.model, self.fields, rows)
+            return
+        if self._open is None:
+            self._start_copy()
+        for row in rows:
+            self._copy.write_row(row)
+
+    def close(self) -> None:
+        """Ends the COPY: returns once the database has stored every row written (its errors raised here)."""
+        if self._open is not None:
+            opened, self._open, self._copy = self._open, None, None
+            opened.close()
+
+    def abort(self, error: BaseException) -> None:
+        if self._open is not None:
+            opened, self._open, self._copy = self._open, None, None
+            try:
+                opened.__exit__(type(error), error, error.__traceback__)
+            except DatabaseError:
+                pass  # the COPY had failed in the database too; the error being handled says more
+
+    def _start_copy(self) -> None:
+        table = self.model._meta.db_table
+        columns = ", ".join(f'"{self.model._meta.get_field(name).column}"' for name in self.fields)
+        with ExitStack() as opened:
+            cursor = opened.enter_context(connection.cursor())
+            opened.enter_context(connection.wrap_database_errors)  # Django's errors (IntegrityError, ...)
+            self._copy = opened.enter_context(cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN'))
+            opened.enter_context(connection.execute_wrapper(_refuse_while_copying))
+            self._open = opened.pop_all()
+
+
+def _refuse_while_copying(execute, sql, params, many, context):
+    """A statement while a COPY is open would wait on the connection's lock forever: say so instead."""
+    raise RuntimeError(f"a COPY is streaming on this connection; close its RowStream before running {sql[:60]!r}")
 
 
 def prefer_indexes() -> None:

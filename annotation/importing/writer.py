@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from taxonomy.datasets import RowError
 
-from ..bulk import db_datetime, insert_rows, prefer_indexes, reserve_ids
+from ..bulk import RowStream, db_datetime, insert_rows, prefer_indexes, reserve_ids
 from ..models import Annotation, FinalLabel, ImportBatch, Sample, SampleCategory
 from .adapters import AdapterContext, get_adapter
 from .annotators import annotator_name_problem, imported_username
@@ -24,12 +24,15 @@ from .records import SampleRecord, prompt_and_response
 def import_rows(
     batch: ImportBatch,
     path: Path,
-    on_progress: Callable[[int], None] | None = None,
     *,
+    on_progress: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
     map_annotators: bool = False,
 ) -> dict[str, int]:
     """Imports the file into the batch's project; call inside a transaction. Returns the counts.
-    ``on_progress(rows_read)`` is called after each stored chunk (it may raise to stop)."""
+    ``on_progress(rows_read)`` is called after each chunk is handed to the database (it must run no
+    statement: the chunk may still be streaming in); ``on_checkpoint(rows_read)`` every
+    CHUNKS_PER_CHECKPOINT chunks, once all rows so far are stored (it may query, and raise to stop)."""
     adapter = get_adapter(batch.adapter)
     project = batch.project
     columns = columns_of(path, batch.filename)
@@ -43,24 +46,29 @@ def import_rows(
             )
     prefer_indexes()
     ctx = AdapterContext.for_taxonomy(project.taxonomy, filename=batch.filename)
-    writer = _BatchWriter(batch, map_annotators=map_annotators)
     pending: list[tuple[Location, SampleRecord]] = []
-    for index, (location, raw) in enumerate(
-        read_records(path, display_name=batch.filename),
-        start=1,
-    ):
-        writer.rows_read += 1
-        try:
-            records = adapter.parse(raw, index, ctx)
-        except RowError as error:
-            raise ImportDataError(error.message, location, error.field) from None
-        pending.extend((location, record) for record in records)
-        if len(pending) >= settings.AEGIS_IMPORT_BATCH_SIZE:
-            writer.write(pending)
-            pending = []
-            if on_progress is not None:
-                on_progress(writer.rows_read)
-    writer.write(pending)
+    chunks = 0
+    with _BatchWriter(batch, map_annotators=map_annotators) as writer:
+        for index, (location, raw) in enumerate(
+            read_records(path, display_name=batch.filename),
+            start=1,
+        ):
+            writer.rows_read += 1
+            try:
+                records = adapter.parse(raw, index, ctx)
+            except RowError as error:
+                raise ImportDataError(error.message, location, error.field) from None
+            pending.extend((location, record) for record in records)
+            if len(pending) >= settings.AEGIS_IMPORT_BATCH_SIZE:
+                writer.write(pending)
+                pending = []
+                chunks += 1
+                if on_progress is not None:
+                    on_progress(writer.rows_read)
+                if chunks % CHUNKS_PER_CHECKPOINT == 0 and on_checkpoint is not None:
+                    writer.flush()
+                    on_checkpoint(writer.rows_read)
+        writer.write(pending)
     return {
         "rows_read": writer.rows_read,
         "created_count": writer.created,
@@ -69,6 +77,7 @@ def import_rows(
     }
 
 
+CHUNKS_PER_CHECKPOINT = 5  # chunks streamed between two checkpoints (a cancel is noticed at one)
 EARLIER_IN_MEMORY = 200_000  # uids and content hashes of this import remembered (about 50 MB at most)
 
 SAMPLE_COLUMNS = (
@@ -119,6 +128,11 @@ def _json(value: Any) -> str:
 class _BatchWriter:
     """Writes chunks of records; de-duplicates by content against the chunk and the database.
 
+    Samples stream into the database through one open COPY (``RowStream``) while the next chunk is
+    parsed; their final labels, annotations and categories wait in memory until the stream is
+    closed by ``flush()``, which happens before any statement (a lookup, the next block of
+    reserved ids, a new annotator account), at each checkpoint and at the end.
+
     Into a project that held no samples when the import began, the only rows a lookup could find
     are this import's own, so their uids and content hashes are remembered instead of looked up
     (two queries a chunk were a fifth of a 35k import), up to EARLIER_IN_MEMORY of them; past
@@ -134,6 +148,41 @@ class _BatchWriter:
         self.annotator_ids: dict[str, int] = {}
         empty = not Sample.objects.filter(project=self.project).exists()
         self.earlier: tuple[set[str], set[str]] | None = (set(), set()) if empty else None
+        self.samples = RowStream(Sample, SAMPLE_COLUMNS)
+        self.finals: list[tuple] = []
+        self.annotations: list[tuple] = []
+        self.known: set[tuple[int, str]] = set()
+        self.ids: list[int] = []
+
+    def __enter__(self) -> "_BatchWriter":
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error is None:
+            self.flush()
+        else:
+            self.samples.abort(error)
+
+    def flush(self) -> None:
+        """Ends the samples' stream and writes the rows waiting in memory; the connection is free after."""
+        self.samples.close()
+        for model, columns, rows in (
+            (FinalLabel, FINAL_LABEL_COLUMNS, self.finals),
+            (Annotation, ANNOTATION_COLUMNS, self.annotations),
+            (SampleCategory, ("sample", "code"), sorted(self.known)),
+        ):
+            if rows:
+                insert_rows(model, columns, rows)
+        self.finals, self.annotations, self.known = [], [], set()
+
+    def _take_ids(self, count: int) -> list[int]:
+        """``count`` reserved sample ids; reserves the next block (a statement) when too few are left.
+        Ids left over from a block are dropped, not kept: on SQLite a block starts after the largest id."""
+        if len(self.ids) < count:
+            self.flush()
+            self.ids = reserve_ids(Sample, max(count, settings.AEGIS_IMPORT_BATCH_SIZE * CHUNKS_PER_CHECKPOINT))
+        taken, self.ids = self.ids[:count], self.ids[count:]
+        return taken
 
     def uid_for(self, record: SampleRecord) -> str:
         return record.uid or f"{self.batch.source_name}-{record.source_id}"
@@ -143,6 +192,7 @@ class _BatchWriter:
             return
         keyed = [(location, record, self.uid_for(record), record.content_hash) for location, record in chunk]
         if self.earlier is None:
+            self.flush()
             stored_by_hash = self._stored("content_hash", {k[3] for k in keyed})
             stored_uids = self._stored("uid", {k[2] for k in keyed})
         else:
@@ -216,9 +266,10 @@ class _BatchWriter:
     def _insert(self, new: list[tuple[str, str, SampleRecord, str, str | None]]) -> None:
         """Writes samples, their final labels and annotations as plain rows (see annotation.bulk)."""
         now = db_datetime(timezone.now())
-        ids = reserve_ids(Sample, len(new))
+        ids = self._take_ids(len(new))
+        self._resolve_annotators({a.annotator for _, _, record, _, _ in new for a in record.annotations})
         project, batch, source = self.project.pk, self.batch.pk, self.batch.source_name
-        samples, finals, annotations, known = [], [], [], set()
+        samples, finals, annotations, known = [], self.finals, self.annotations, self.known
         for sample_id, (uid, content_hash, record, prompt, response) in zip(ids, new):
             samples.append(
                 (
@@ -258,7 +309,7 @@ class _BatchWriter:
                 annotations.append(
                     (
                         sample_id,
-                        self._annotator_id(annotation.annotator),
+                        self.annotator_ids[annotation.annotator],
                         annotation.prompt_label,
                         annotation.response_label,
                         annotation.response_refusal,
@@ -270,16 +321,18 @@ class _BatchWriter:
                         now,
                     )
                 )
-        insert_rows(Sample, SAMPLE_COLUMNS, samples)
-        insert_rows(FinalLabel, FINAL_LABEL_COLUMNS, finals)
-        insert_rows(Annotation, ANNOTATION_COLUMNS, annotations)
-        insert_rows(SampleCategory, ("sample", "code"), sorted(known))
+        self.samples.write(samples)
         self.created += len(new)
 
-    def _annotator_id(self, name: str) -> int:
-        """The inactive account ``imported:<name>``; with ``map_annotators``, an existing user of that name."""
-        if name not in self.annotator_ids:
-            user_model = get_user_model()
+    def _resolve_annotators(self, names: set[str]) -> None:
+        """The account of each annotator name not met before (statements: the stream is flushed first):
+        the inactive account ``imported:<name>``; with ``map_annotators``, an existing user of that name."""
+        new = sorted(names - self.annotator_ids.keys())
+        if not new:
+            return
+        self.flush()
+        user_model = get_user_model()
+        for name in new:
             user = user_model.objects.filter(username=name).first() if self.map_annotators else None
             if user is None:
                 user = user_model.objects.filter(username=imported_username(name)).first()
@@ -288,4 +341,3 @@ class _BatchWriter:
                 user.set_unusable_password()
                 user.save()
             self.annotator_ids[name] = user.pk
-        return self.annotator_ids[name]

@@ -117,7 +117,13 @@ def _store_file(batch: ImportBatch, path: Path, run: JobRun, *, map_annotators: 
     try:
         with transaction.atomic():
             defer_search_documents()
-            counts = import_rows(batch, path, on_progress=partial(_checkpoint, run), map_annotators=map_annotators)
+            counts = import_rows(
+                batch,
+                path,
+                on_progress=partial(record_progress, batch.pk),
+                on_checkpoint=partial(_checkpoint, run),
+                map_annotators=map_annotators,
+            )
             ImportBatch.objects.filter(pk=batch.pk).update(**counts)
     except OSError as error:
         raise ImportDataError(error.strerror or str(error), batch.filename) from error
@@ -137,10 +143,9 @@ def _store_file(batch: ImportBatch, path: Path, run: JobRun, *, map_annotators: 
 
 
 def _checkpoint(run: JobRun, rows_read: int) -> None:
-    """Between stored chunks: the progress (also to the file the console reads while the import's
-    transaction is open), and a cancel request stops the import (nothing stored)."""
+    """Every few stored chunks: the job's progress, and a cancel request stops the import (nothing
+    stored). (The console reads the progress of every chunk from a file while the transaction is open.)"""
     run.progress(done=rows_read)
-    record_progress(run.job.pk, rows_read)
     if run.cancel_requested():
         raise JobCancelled
 
