@@ -69,8 +69,9 @@ class RowStream:
             return
         if self._open is None:
             self._start_copy()
-        for row in rows:
-            self._copy.write_row(row)
+        with connection.wrap_database_errors:  # as Django's errors, should the database refuse mid-stream
+            for row in rows:
+                self._copy.write_row(row)
 
     def close(self) -> None:
         """Ends the COPY: returns once the database has stored every row written (its errors raised here)."""
