@@ -176,11 +176,14 @@ class _BatchWriter:
         self.finals, self.annotations, self.known = [], [], set()
 
     def _take_ids(self, count: int) -> list[int]:
-        """``count`` reserved sample ids; reserves the next block (a statement) when too few are left.
-        Ids left over from a block are dropped, not kept: on SQLite a block starts after the largest id."""
+        """``count`` reserved sample ids; reserves the next block (a statement) when too few are left:
+        a checkpoint's worth after a full chunk, just ``count`` after the file's last, short one (so a
+        small file leaves no gap in the ids). Ids left over from a block are dropped, not kept: on
+        SQLite a block starts after the largest id."""
         if len(self.ids) < count:
             self.flush()
-            self.ids = reserve_ids(Sample, max(count, settings.AEGIS_IMPORT_BATCH_SIZE * CHUNKS_PER_CHECKPOINT))
+            full = count >= settings.AEGIS_IMPORT_BATCH_SIZE
+            self.ids = reserve_ids(Sample, count * CHUNKS_PER_CHECKPOINT if full else count)
         taken, self.ids = self.ids[:count], self.ids[count:]
         return taken
 
@@ -264,7 +267,8 @@ class _BatchWriter:
             return dict(cursor.fetchall())
 
     def _insert(self, new: list[tuple[str, str, SampleRecord, str, str | None]]) -> None:
-        """Writes samples, their final labels and annotations as plain rows (see annotation.bulk)."""
+        """Streams the samples as plain rows (see annotation.bulk); their final labels, annotations and
+        categories wait for the next ``flush()``."""
         now = db_datetime(timezone.now())
         ids = self._take_ids(len(new))
         self._resolve_annotators({a.annotator for _, _, record, _, _ in new for a in record.annotations})

@@ -77,3 +77,12 @@ def test_a_bad_row_after_rows_already_streamed_stores_nothing_and_frees_the_conn
     with connection.cursor() as cursor:  # the COPY was ended, not left open on the connection
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+def test_a_file_of_one_short_chunk_reserves_only_the_ids_it_uses(project, tmp_path):
+    for name in ("first", "second"):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"id": f"{name}{i}", "prompt": f"{name} {i}"}) + "\n" for i in range(3)))
+        import_samples(project, path, adapter="generic")
+    ids = sorted(Sample.objects.filter(project=project).values_list("pk", flat=True))
+    assert ids == list(range(ids[0], ids[0] + 6))
