@@ -36,19 +36,28 @@ def db_datetime(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
+def _columns(model: type[Model], fields: Sequence[str]) -> str:
+    """The quoted columns of ``fields`` (model field names), in order."""
+    return ", ".join(f'"{model._meta.get_field(name).column}"' for name in fields)
+
+
+def _copy_from_stdin(model: type[Model], fields: Sequence[str]) -> str:
+    return f'COPY "{model._meta.db_table}" ({_columns(model, fields)}) FROM STDIN'
+
+
 def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Inserts rows given as tuples in the order of ``fields`` (model field names)."""
-    table = model._meta.db_table
-    columns = ", ".join(f'"{model._meta.get_field(name).column}"' for name in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The raw psycopg cursor: wrap its errors as Django's (IntegrityError and so on).
-            with connection.wrap_database_errors, cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+            with connection.wrap_database_errors, cursor.cursor.copy(_copy_from_stdin(model, fields)) as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
             markers = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({markers})', list(rows))
+            cursor.executemany(
+                f'INSERT INTO "{model._meta.db_table}" ({_columns(model, fields)}) VALUES ({markers})', list(rows)
+            )
 
 
 class RowStream:
@@ -88,12 +97,10 @@ class RowStream:
                 pass  # the COPY had failed in the database too; the error being handled says more
 
     def _start_copy(self) -> None:
-        table = self.model._meta.db_table
-        columns = ", ".join(f'"{self.model._meta.get_field(name).column}"' for name in self.fields)
         with ExitStack() as opened:
             cursor = opened.enter_context(connection.cursor())
             opened.enter_context(connection.wrap_database_errors)  # Django's errors (IntegrityError, ...)
-            self._copy = opened.enter_context(cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN'))
+            self._copy = opened.enter_context(cursor.cursor.copy(_copy_from_stdin(self.model, self.fields)))
             opened.enter_context(connection.execute_wrapper(_refuse_while_copying))
             self._open = opened.pop_all()
 
