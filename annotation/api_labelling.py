@@ -153,18 +153,23 @@ def batches(request, pk: int):
     )
 
 
+def next_item_view(user, project_id: int) -> dict[str, Any]:
+    """The annotator's current or next item under a lease, or ``{"no_work": reason, "progress": …}``."""
+    try:
+        pull = services.pull_next_item(user, project_id)
+    except services.NoWork as reason:
+        membership = reason.membership
+        progress = selectors.annotator_progress(user.pk, membership.project, membership)
+        return {"no_work": str(reason), "progress": progress}
+    return selectors.pulled_view(pull)
+
+
 @extend_schema_view(post=extend_schema(request=None, responses=dict))
 class NextItem(LeanJSONView):
     """The annotator's current or next item under a lease, or ``{"no_work": reason}``."""
 
     def respond(self, user, data, *, pk: int):
-        try:
-            pull = services.pull_next_item(user, pk)
-        except services.NoWork as reason:
-            membership = reason.membership
-            progress = selectors.annotator_progress(user.pk, membership.project, membership)
-            return {"no_work": str(reason), "progress": progress}, status.HTTP_200_OK
-        return selectors.pulled_view(pull), status.HTTP_200_OK
+        return next_item_view(user, pk), status.HTTP_200_OK
 
 
 @extend_schema(parameters=[OpenApiParameter("before", int, description="an assignment id")], responses=list[dict])
@@ -195,16 +200,38 @@ def assignment_detail(request, assignment_id: int):
     return Response(selectors.workbench_view(_own(request, assignment_id)))
 
 
-@extend_schema_view(post=extend_schema(request=SubmitSerializer, responses=dict))
+@extend_schema_view(
+    post=extend_schema(
+        request=SubmitSerializer,
+        parameters=[
+            OpenApiParameter(
+                "then",
+                str,
+                enum=["next"],
+                description="next: the answer also holds the annotator's next item under ``next`` "
+                "(as ``/next/`` answers), so that the labelling loop is one request per item",
+            )
+        ],
+        responses=dict,
+    )
+)
 class Submit(LeanJSONView):
-    """Submit or revise a label; the rules are checked here as in the page."""
+    """Submit or revise a label; the rules are checked here as in the page. With ``?then=next``
+    the next item is pulled once the label is stored (its own transaction: the label stays stored
+    whatever the pull finds)."""
 
     def respond(self, user, data, *, assignment_id: int):
+        then = self.request.GET.get("then")
+        if then not in (None, "next"):
+            raise ValidationError({"then": f"'next' or nothing, not {then!r}"})
         fields = plain_submission(data)
         if fields is None:
             fields = _validated(SubmitSerializer, data)
-        annotation = services.submit_annotation(assignment_id, user, **fields)
-        return {"status": "submitted", "annotation": services.annotation_snapshot(annotation)}, status.HTTP_200_OK
+        submission = services.submit_annotation(assignment_id, user, **fields)
+        body = {"status": "submitted", "annotation": services.annotation_snapshot(submission.annotation)}
+        if then:
+            body["next"] = next_item_view(user, submission.project_id)
+        return body, status.HTTP_200_OK
 
 
 @extend_schema(request=ReasonSerializer, responses=dict)

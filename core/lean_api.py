@@ -49,7 +49,8 @@ def json_body(request: HttpRequest) -> Any:
 
 class LeanJSONView(APIView):
     """An APIView with one ``respond(user, data, **kwargs) -> (body, status)`` for POST, served
-    through DRF or, for token-authenticated JSON requests, without it (module docstring)."""
+    through DRF or, for token-authenticated JSON requests, without it (module docstring).
+    ``respond`` reads query parameters from ``self.request.GET`` (either path's request has it)."""
 
     http_method_names = ["post", "options"]
 
@@ -63,7 +64,7 @@ class LeanJSONView(APIView):
     def dispatch(self, request, *args, **kwargs):
         if request.method != "POST" or not takes_lean_path(request):
             return super().dispatch(request, *args, **kwargs)
-        self.args, self.kwargs = args, kwargs
+        self.request, self.args, self.kwargs = request, args, kwargs
         try:
             user, _ = AUTHENTICATION.authenticate(request)
             request.user = user

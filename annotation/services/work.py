@@ -308,6 +308,14 @@ class SubmitTarget:
     own_time_spent_ms: int | None
 
 
+@dataclass
+class Submission:
+    """A stored label and the project it belongs to (where the annotator's next item comes from)."""
+
+    annotation: Annotation
+    project_id: int
+
+
 def _assignment_for_submit(assignment_id: int, user, now) -> SubmitTarget:
     params = {"assignment": assignment_id, "now": sql.when(now)}
     row = sql.fetch_one(sql.lock(sql.ASSIGNMENT_FOR_SUBMIT, "a"), params)
@@ -329,7 +337,7 @@ def submit_annotation(
     other_risks: str = "",
     comment: str = "",
     time_spent_ms: int | None = None,
-) -> Annotation:
+) -> Submission:
     """Stores (or revises) the annotator's label for their assignment, with an audit entry."""
     now = timezone.now()
     target = _assignment_for_submit(assignment_id, user, now)
@@ -360,7 +368,7 @@ def submit_annotation(
     if submitted_count is not None and submitted_count >= target.k:
         project = Project(pk=target.project_id, review_below_agreement=target.review_below_agreement)
         finalize_sample(target.sample_id, project=project, has_response=target.has_response)
-    return annotation
+    return Submission(annotation, target.project_id)
 
 
 def _write_submission(

@@ -4,6 +4,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from annotation.models import Annotation
 from annotation.services import add_member, import_samples
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,36 @@ def test_empty_queue_says_so(working):
         "remaining_more": False,
         "daily_cap": None,
     }
+
+
+def test_submit_then_next_answers_the_next_item_until_the_queue_is_empty(working):
+    """``?then=next``: one request per labelled item; what ``next`` would have answered, under ``next``."""
+    project, c = working
+    view = c["alice"].post(f"/api/projects/{project.pk}/next/").json()
+    seen = []
+    while "assignment" in view:
+        seen.append(view["sample"]["id"])
+        response = c["alice"].post(
+            f"/api/assignments/{view['assignment']['id']}/submit/?then=next", {"prompt_label": "safe"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["annotation"]["prompt_label"] == "safe"
+        view = response.json()["next"]
+        if "assignment" in view:
+            assert view == c["alice"].post(f"/api/projects/{project.pk}/next/").json()  # the lease it holds
+    assert len(seen) == len(set(seen)) == 4
+    assert view["no_work"] == "no items left in your queue" and view["progress"]["submitted"] == 4
+    assert Annotation.objects.filter(annotator__username="alice").count() == 4
+
+
+def test_submit_then_anything_else_is_refused_before_anything_is_stored(working):
+    project, c = working
+    view = c["alice"].post(f"/api/projects/{project.pk}/next/").json()
+    response = c["alice"].post(
+        f"/api/assignments/{view['assignment']['id']}/submit/?then=<script>", {"prompt_label": "safe"}, format="json"
+    )
+    assert response.status_code == 400 and response.json() == {"then": "'next' or nothing, not '<script>'"}
+    assert not Annotation.objects.exists()
 
 
 def test_token_auth_for_scripts(working, django_user_model):

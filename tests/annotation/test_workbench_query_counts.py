@@ -104,6 +104,19 @@ def test_the_submission_that_completes_an_item_decides_its_label_in_a_few_more(p
     assert final["final"] is True
 
 
+def test_submit_then_next_costs_a_submit_and_a_pull_with_one_token_check(project, clients, within):
+    first = clients[0]
+    view = pull(first, project, within)
+    for _ in range(2):
+        with within(most(submit=True) + most(NEXT_STATEMENTS) - 1):
+            path = f"/api/assignments/{view['assignment']['id']}/submit/?then=next"
+            response = first.post(path, {"prompt_label": "safe"}, format="json")
+        assert response.status_code == 200, response.content
+        following = response.json()["next"]
+        assert following["sample"]["id"] != view["sample"]["id"]
+        view = following
+
+
 @pytest.mark.parametrize("path", ["/api/projects/1/next/", "/api/assignments/1/submit/"])
 def test_the_loops_routes_are_matched_before_the_other_apis(path):
     """Each pattern Django tries before the match costs every request of the loop; the loop's two

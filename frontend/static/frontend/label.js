@@ -157,7 +157,10 @@ function showNoWork(reason) {
 }
 
 async function loadNext() {
-  const data = await api(`/api/projects/${config.projectId}/next/`, {});
+  showNext(await api(`/api/projects/${config.projectId}/next/`, {}));
+}
+
+function showNext(data) {
   if (data.no_work) {
     showNoWork(data.no_work);
     renderProgress(data.progress);
@@ -214,7 +217,7 @@ function submit() {
   return act(async () => {
     const { id, status } = state.view.assignment;
     const uid = state.view.sample.uid;
-    await api(`/api/assignments/${id}/submit/`, {
+    const answer = await api(`/api/assignments/${id}/submit/?then=next`, {
       prompt_label: state.labels.prompt || "",
       response_label: state.view.sample.has_response ? state.labels.response || "" : null,
       categories: [...state.categories],
@@ -222,7 +225,7 @@ function submit() {
       comment: $("comment").value,
       time_spent_ms: Math.round(performance.now() - state.started),
     });
-    await loadNext();
+    showNext(answer.next);
     say(status === "submitted" ? `Saved your revision of ${uid}.` : `Saved ${uid}.`, "ok");
   });
 }
