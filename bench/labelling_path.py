@@ -5,10 +5,11 @@
 
 Builds a scratch test database (SQLite in memory, or ``test_<name>`` on PostgreSQL), imports
 unlabelled samples queued with k = 3, and has three annotators (token auth) pull and submit in
-turn through the Django test client. Prints, per action, the SQL queries and the process CPU
-time of one request (median and p95 over ``--items`` pulls per annotator; the maximum of submit is the
-submission that completes an item and decides its final label, one in k). CPU time does not
-depend on other load on the machine the way wall-clock latency does.
+turn through the Django test client: ``--items`` each by ``next`` then ``submit``, then as many by
+``submit?then=next`` (one request per item). Prints, per action, the SQL queries and the process CPU
+time of one request (median and p95; the maximum of submit is the submission that completes an item
+and decides its final label, one in k), and the CPU per labelled item of either loop. CPU time does
+not depend on other load on the machine the way wall-clock latency does.
 """
 
 import argparse
@@ -53,12 +54,20 @@ def setup(samples: int):
     return project.pk, clients
 
 
+def label_for(n: int, view: dict) -> dict:
+    label = {"prompt_label": "unsafe" if n % 3 == 0 else "safe", "categories": ["S1"] if n % 3 == 0 else []}
+    if view["sample"]["has_response"]:
+        label["response_label"] = "safe"
+    return label
+
+
 def measure(project: int, clients, items: int) -> dict[str, list[tuple[int, float]]]:
-    """(queries, CPU seconds) of every next and submit request."""
+    """(queries, CPU seconds) of every request: ``items`` labelled per annotator by next and submit,
+    then as many by submit?then=next (the first item of each annotator pulled apart, not counted)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    figures: dict[str, list[tuple[int, float]]] = {"next": [], "submit": []}
+    figures: dict[str, list[tuple[int, float]]] = {"next": [], "submit": [], "submit?then=next": []}
 
     def timed(action: str, client, path: str, body=None):
         with CaptureQueriesContext(connection) as queries:
@@ -72,10 +81,12 @@ def measure(project: int, clients, items: int) -> dict[str, list[tuple[int, floa
     for n in range(items):
         for client in clients:
             view = timed("next", client, f"/api/projects/{project}/next/")
-            label = {"prompt_label": "unsafe" if n % 3 == 0 else "safe", "categories": ["S1"] if n % 3 == 0 else []}
-            if view["sample"]["has_response"]:
-                label["response_label"] = "safe"
-            timed("submit", client, f"/api/assignments/{view['assignment']['id']}/submit/", label)
+            timed("submit", client, f"/api/assignments/{view['assignment']['id']}/submit/", label_for(n, view))
+    views = [client.post(f"/api/projects/{project}/next/").json() for client in clients]
+    for n in range(items):
+        for i, client in enumerate(clients):
+            path = f"/api/assignments/{views[i]['assignment']['id']}/submit/?then=next"
+            views[i] = timed("submit?then=next", client, path, label_for(n, views[i]))["next"]
     return figures
 
 
@@ -109,12 +120,18 @@ def main() -> None:
         queries = [q for q, _ in rows]
         cpu = sorted(c * 1000 for _, c in rows)
         p95 = statistics.quantiles(cpu, n=20)[18]
+        target = "" if action.endswith("next") and action != "next" else f" (target ≤ {TARGET_QUERIES} + 2)"
         print(
-            f"  {action:6} SQL statements per request (BEGIN/COMMIT included) max {max(queries)},"
-            f" median {statistics.median(queries):.0f} (target ≤ {TARGET_QUERIES} + 2)"
-            f"   CPU per request median {statistics.median(cpu):.1f} ms,"
-            f" p95 {p95:.1f} ms (target ≤ {TARGET_CPU_MS:.0f} ms)"
+            f"  {action:16} SQL statements per request (BEGIN/COMMIT included) max {max(queries)},"
+            f" median {statistics.median(queries):.0f}{target}"
+            f"   CPU per request median {statistics.median(cpu):.1f} ms, p95 {p95:.1f} ms"
         )
+    two = sum(c for _, c in figures["next"] + figures["submit"]) / len(figures["submit"])
+    one = sum(c for _, c in figures["submit?then=next"]) / len(figures["submit?then=next"])
+    print(
+        f"  CPU per labelled item (mean): next + submit {two * 1000:.2f} ms (target ≤ {2 * TARGET_CPU_MS:.0f} ms),"
+        f" submit?then=next {one * 1000:.2f} ms ({one / two:.2f} of it)"
+    )
     print(f"  load average {Path('/proc/loadavg').read_text().split()[:3]}")
 
 

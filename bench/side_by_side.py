@@ -52,7 +52,35 @@ def gunicorn_layout(web_workers: int, web_threads: int) -> str:
     return layout
 
 
-def prepare_harness(anchors: Path, web_workers: int, web_threads: int, worker_concurrency: int) -> Path:
+NEXT_BLOCK = ("        def annotate(sess, i, out):\n", "            view = r.json()\n")
+SUBMIT_CALL = 'r = sess.post(f"{base}/api/assignments/{aid}/submit/", json=label, timeout=120)\n'
+ANNOTATE_END = '            return True\n\n        rss.phase("annotate")'
+
+
+def one_request_loop(bench: str) -> str:
+    """aegis_bench.py's labelling loop with one request per item: each submission asks for the
+    next item (``?then=next``), and only a thread's first item (or one after a failed submission)
+    is pulled with ``/next/``. Everything else (labels, checks, figures) is the harness's own."""
+    start, end = bench.find(NEXT_BLOCK[0]), bench.find(NEXT_BLOCK[1])
+    if min(start, end) < 0 or bench.count(SUBMIT_CALL) != 1 or bench.count(ANNOTATE_END) != 1:
+        raise SystemExit("aegis_bench.py's labelling loop changed; update bench/side_by_side.py")
+    pull = bench[start + len(NEXT_BLOCK[0]) : end + len(NEXT_BLOCK[1])]
+    pull = "".join("    " + line if line.strip() else line for line in pull.splitlines(keepends=True))
+    loop = (
+        NEXT_BLOCK[0]
+        + '            view, sess.following = getattr(sess, "following", None), None  # from the last submission\n'
+        + "            if view is None:\n"
+        + pull
+    )
+    bench = bench[:start] + loop + bench[end + len(NEXT_BLOCK[1]) :]
+    bench = bench.replace(SUBMIT_CALL, SUBMIT_CALL.replace("/submit/", "/submit/?then=next"))
+    kept = 'sess.following = r.json()["next"]\n            return True'
+    return bench.replace(ANNOTATE_END, ANNOTATE_END.replace("return True", kept))
+
+
+def prepare_harness(
+    anchors: Path, web_workers: int, web_threads: int, worker_concurrency: int, one_request: bool
+) -> Path:
     """A writable copy of the harness whose start_aegis.sh uses this project's production layout."""
     harness = WORK / "bench-anchors"
     shutil.rmtree(harness, ignore_errors=True)
@@ -70,11 +98,15 @@ def prepare_harness(anchors: Path, web_workers: int, web_threads: int, worker_co
             raise SystemExit(f"{start}: expected {old!r}; the harness changed, update bench/side_by_side.py")
         text = text.replace(old, new)
     start.write_text(text)
+    if one_request:
+        bench = harness / "aegis_bench.py"
+        bench.write_text(one_request_loop(bench.read_text()))
+    loop = "submit?then=next" if one_request else "next + submit"
     summarize = harness / "summarize.py"
     summarize.write_text(
         summarize.read_text().replace(
             "Aegis PG (gunicorn 4 + Celery)",
-            f"Aegis PG (gunicorn {web_workers}×{web_threads or 1} + Celery {worker_concurrency})",
+            f"Aegis PG (gunicorn {web_workers}×{web_threads or 1} + Celery {worker_concurrency}; {loop})",
         )
     )
     bench_python = WORK / "bench-venv" / "bin" / "python"
@@ -187,13 +219,21 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=WEB_WORKERS)
     parser.add_argument("--web-threads", type=int, default=WEB_THREADS, help="0: sync workers")
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--loop",
+        choices=["one-request", "two-requests"],
+        default="one-request",
+        help="the project's labelling loop: submit?then=next (as its labelling page), or the harness's next + submit",
+    )
     args = parser.parse_args()
     if not (args.anchors / "run_sequence.sh").exists():
         raise SystemExit(f"no harness at {args.anchors} (../shared/bench-anchors)")
     if not (ROOT / ".venv" / "bin" / "python").exists():
         raise SystemExit("install the project first: scripts/install test")
     install_peers()
-    harness = prepare_harness(args.anchors, args.web_workers, args.web_threads, args.worker_concurrency)
+    harness = prepare_harness(
+        args.anchors, args.web_workers, args.web_threads, args.worker_concurrency, args.loop == "one-request"
+    )
     results = WORK / "results"
     if results.exists():
         results.rename(WORK / f"results.{time.strftime('%Y%m%dT%H%M%S')}")

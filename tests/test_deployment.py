@@ -1,5 +1,6 @@
 """docker-compose.yml parses with Compose itself and describes the full stack."""
 
+import difflib
 import importlib.util
 import os
 import shutil
@@ -60,6 +61,28 @@ def test_the_side_by_side_bench_runs_the_composed_web_layout():
     bench = side_by_side_bench()
     web = yaml.safe_load(compose_config(SECRET_KEY="s3cret").stdout)["services"]["web"]["command"]
     assert bench.gunicorn_layout(bench.WEB_WORKERS, bench.WEB_THREADS) in " ".join(web.split())
+
+
+def test_the_side_by_side_bench_labels_one_request_per_item_with_the_harness_code(shared_data):
+    """--loop one-request: the harness's own labelling code, pulling with /next/ only when no
+    submission answered the next item; the rest of aegis_bench.py is unchanged."""
+    harness = (shared_data.parent / "bench-anchors" / "aegis_bench.py").read_text()
+    patched = side_by_side_bench().one_request_loop(harness)
+    compile(patched, "aegis_bench.py", "exec")
+    diff = list(difflib.ndiff(harness.splitlines(), patched.splitlines()))
+    added = [line[2:].strip() for line in diff if line[:2] == "+ "]
+    removed = [line[2:].strip() for line in diff if line[:2] == "- "]
+    submit = 'r = sess.post(f"{base}/api/assignments/{aid}/submit/{}", json=label, timeout=120)'
+    new_lines = [
+        'view, sess.following = getattr(sess, "following", None), None  # from the last submission',
+        "if view is None:",
+        submit.replace("{}", "?then=next"),
+        'sess.following = r.json()["next"]',
+    ]
+    assert set(new_lines) <= set(added)
+    # The pull, indented under "if view is None:", is the harness's own.
+    original_submit = submit.replace("{}", "")
+    assert [line for line in added if line not in new_lines] == [line for line in removed if line != original_submit]
 
 
 def test_the_side_by_side_bench_counts_every_postgresql_process_and_the_exited_backends(tmp_path):
