@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from rest_framework.test import APIClient
 
 from annotation.models import Annotation, Assignment, QueueItem
 from annotation.services import (
@@ -18,9 +19,36 @@ from annotation.services import (
 )
 
 
+def next_then_submit(person, project, submitted: Counter) -> None:
+    """The loop as next, then submit: until the queue is empty."""
+    while True:
+        try:
+            assignment = next_assignment(person, project)
+        except NoWork:
+            return
+        submit_annotation(assignment.pk, person, prompt_label="safe", categories=[])
+        submitted[(assignment.sample_id, person.pk)] += 1
+
+
+def submit_then_next(person, project, submitted: Counter) -> None:
+    """The loop as the labelling page runs it, through the API: each submission answers the next item."""
+    client = APIClient()
+    client.force_authenticate(person)
+    view = client.post(f"/api/projects/{project.pk}/next/").json()
+    while "assignment" in view:
+        answer = client.post(
+            f"/api/assignments/{view['assignment']['id']}/submit/?then=next", {"prompt_label": "safe"}, format="json"
+        )
+        assert answer.status_code == 200, answer.content
+        submitted[(view["sample"]["id"], person.pk)] += 1
+        view = answer.json()["next"]
+    assert view["no_work"] == "no items left in your queue", view
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_twelve_annotators_at_once(django_user_model, shared_data):
+@pytest.mark.parametrize("loop", [next_then_submit, submit_then_next])
+def test_twelve_annotators_at_once(django_user_model, shared_data, loop):
     boss = django_user_model.objects.create_user("boss", is_staff=True)
     project = create_project(name="Load", slug="load")
     import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
@@ -33,13 +61,7 @@ def test_twelve_annotators_at_once(django_user_model, shared_data):
 
     def work(person) -> None:
         try:
-            while True:
-                try:
-                    assignment = next_assignment(person, project)
-                except NoWork:
-                    return
-                submit_annotation(assignment.pk, person, prompt_label="safe", categories=[])
-                submitted[(assignment.sample_id, person.pk)] += 1
+            loop(person, project, submitted)
         except BaseException as error:  # surfaced below
             errors.append(error)
         finally:
