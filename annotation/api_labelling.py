@@ -153,7 +153,7 @@ def batches(request, pk: int):
     )
 
 
-def next_item_view(user, project_id: int) -> dict[str, Any]:
+def next_item_view(user, project_id: int, *, categories: bool = True) -> dict[str, Any]:
     """The annotator's current or next item under a lease, or ``{"no_work": reason, "progress": …}``."""
     try:
         pull = services.pull_next_item(user, project_id)
@@ -161,7 +161,7 @@ def next_item_view(user, project_id: int) -> dict[str, Any]:
         membership = reason.membership
         progress = selectors.annotator_progress(user.pk, membership.project, membership)
         return {"no_work": str(reason), "progress": progress}
-    return selectors.pulled_view(pull)
+    return selectors.pulled_view(pull, categories=categories)
 
 
 @extend_schema_view(post=extend_schema(request=None, responses=dict))
@@ -208,8 +208,9 @@ def assignment_detail(request, assignment_id: int):
                 "then",
                 str,
                 enum=["next"],
-                description="next: the answer also holds the annotator's next item under ``next`` "
-                "(as ``/next/`` answers), so that the labelling loop is one request per item",
+                description="next: the answer also holds the annotator's next item under ``next``, as "
+                "``/next/`` answers it less the project's categories (they never change within a project; "
+                "``/next/`` carries them), so that the labelling loop is one request per item",
             )
         ],
         responses=dict,
@@ -230,7 +231,7 @@ class Submit(LeanJSONView):
         submission = services.submit_annotation(assignment_id, user, **fields)
         body = {"status": "submitted", "annotation": services.annotation_snapshot(submission.annotation)}
         if then:
-            body["next"] = next_item_view(user, submission.project_id)
+            body["next"] = next_item_view(user, submission.project_id, categories=False)
         return body, status.HTTP_200_OK
 
 

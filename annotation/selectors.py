@@ -199,8 +199,10 @@ def workbench_view(assignment: Assignment, membership: Membership | None = None)
     )
 
 
-def pulled_view(pull) -> dict[str, Any]:
-    """The workbench view of a pull (services.work.Pull): what the pull read already is not read again."""
+def pulled_view(pull, *, categories: bool = True) -> dict[str, Any]:
+    """The workbench view of a pull (services.work.Pull): what the pull read already is not read
+    again; ``categories=False`` leaves out the project's categories (they never change within a
+    project: its taxonomy is frozen)."""
     assignment = pull.assignment
     return _labelling_view(
         assignment,
@@ -208,13 +210,16 @@ def pulled_view(pull) -> dict[str, Any]:
         warnings=content_warning_reasons(assignment.sample, pull.warning_codes),
         final=False,  # a pull never hands out a final sample
         progress=progress_figures(pull.submitted, pull.submitted_today, pull.membership.remaining, pull.membership),
+        categories=categories,
     )
 
 
-def _labelling_view(assignment: Assignment, membership: Membership | None, *, warnings, final, progress):
+def _labelling_view(
+    assignment: Assignment, membership: Membership | None, *, warnings, final, progress, categories: bool = True
+):
     sample = assignment.sample
     project = sample.project
-    return {
+    view = {
         "assignment": {
             "id": assignment.pk,
             "status": assignment.status,
@@ -233,11 +238,13 @@ def _labelling_view(assignment: Assignment, membership: Membership | None, *, wa
         "annotation": (
             own_annotation(sample, assignment.annotator_id) if assignment.status == AssignmentStatus.SUBMITTED else None
         ),
-        "categories": taxonomy_choices(project),
         "project": {"id": project.pk, "slug": project.slug, "name": project.name, "guidelines": project.guidelines},
         "progress": progress,
         "break_reminder_minutes": membership.break_reminder_minutes if membership else None,
     }
+    if categories:
+        view["categories"] = taxonomy_choices(project)
+    return view
 
 
 # Counting the remaining items is the costliest part of a pull (a scan of the open queue): it

@@ -58,6 +58,8 @@ def test_guide_revisions_progress_messages_and_dark_mode(browser_page, live_serv
     box = page.locator("#definitions").bounding_box()
     assert box["x"] + box["width"] <= 1280 and box["y"] < 900  # in the viewport, beside the form
     assert "4 left" in page.inner_text("#progress-text")
+    categories_shown = page.locator("#categories input").count()
+    assert categories_shown > 1
     page.screenshot(path=str(SCREENSHOTS / "labelling-1-guide.png"))
 
     # An error looks like an error...
@@ -72,6 +74,8 @@ def test_guide_revisions_progress_messages_and_dark_mode(browser_page, live_serv
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.getElementById('message').classList.contains('ok')")
     assert "Saved a." in page.inner_text("#message")
+    # The next item came with the submission's answer, without the categories: the page kept them.
+    assert page.locator("#categories input").count() == categories_shown and VIOLENCE in page.inner_text("#definitions")
     assert page.evaluate("getComputedStyle(document.getElementById('message')).color") != error_colour
     page.keyboard.press("s")
     page.keyboard.press("Shift+S")

@@ -225,7 +225,8 @@ function submit() {
       comment: $("comment").value,
       time_spent_ms: Math.round(performance.now() - state.started),
     });
-    showNext(answer.next);
+    // The next item comes without the project's categories, which never change: the page keeps them.
+    showNext(answer.next.assignment ? { ...answer.next, categories: state.view.categories } : answer.next);
     say(status === "submitted" ? `Saved your revision of ${uid}.` : `Saved ${uid}.`, "ok");
   });
 }
