@@ -38,11 +38,15 @@ OWN_FINISHED_OPEN = f"""
     WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status IN ('{SUBMITTED}', '{SKIPPED}')
       AND NOT a.item_done AND b.active AND NOT q.done
 """
+# In queue order, so that the database walks the open items' index range (queue_item_next) rather
+# than scanning the queue past its done items (a plan stale statistics chose, slower as the queue
+# got done).
 OPEN_ITEMS_UP_TO = """
     SELECT COUNT(*) FROM (
         SELECT 1 FROM annotation_queueitem q
         JOIN annotation_assignmentbatch b ON b.id = q.batch_id
-        WHERE b.project_id = %(project)s AND b.active AND NOT q.done
+        WHERE b.project_id = %(project)s AND b.active AND q.done = %(false)s
+        ORDER BY b.id, q.priority DESC, q.id
         LIMIT %(bound)s + {own}
     ) AS open_items
 """

@@ -265,7 +265,7 @@ def annotator_progress(
         )
         counts = done.aggregate(n=Count("pk"), today=Count("pk", filter=Q(submitted_at__gte=start_of_today())))
         submitted = (counts["n"], counts["today"])
-    params = {"project": project.pk, "user": user_id, "bound": remaining_bound()}
+    params = {"project": project.pk, "user": user_id, "bound": remaining_bound(), "false": False}
     with connection.cursor() as cursor:
         cursor.execute(hot_path.REMAINING, params)
         counted = cursor.fetchone()[0]

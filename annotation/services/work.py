@@ -151,6 +151,7 @@ def _membership_for_pull(user, project_id: int, now) -> Membership:
         "now": sql.when(now),
         "today": sql.when(start_of_today()),
         "bound": remaining_bound(),
+        "false": False,
     }
     row = sql.fetch_one(sql.membership_statement(), params)
     if row is None:
