@@ -6,6 +6,7 @@ from .imports import cancel_import_batch, import_samples, run_import_batch, star
 from .projects import create_project
 from .work import (
     NoWork,
+    Pull,
     add_member,
     annotation_snapshot,
     create_assignment_batch,
@@ -20,6 +21,7 @@ __all__ = [
     "cancel_export",
     "cancel_import_batch",
     "NoWork",
+    "Pull",
     "adjudicate",
     "finalize_sample",
     "review_queue",

@@ -212,8 +212,12 @@ def pull_next_item(user, project_id: int) -> Pull:
     tried: list[int] = []
     for _ in range(MOST_TRIES):
         skip = "AND q.id NOT IN ({})".format(", ".join(str(int(pk)) for pk in tried)) if tried else ""
-        statement = sql.lock(sql.CANDIDATE.format(opted_out=opted_out, tried=skip), "q", skip_locked=True)
-        row = sql.fetch_one(statement, params)
+        candidate = sql.CANDIDATE.format(opted_out=opted_out, tried=skip)
+        row = sql.fetch_one(sql.lock(candidate, "q", skip_locked=True), params)
+        if row is None and connection.features.has_select_for_update:
+            # The open items left may only be locked for a moment by others' pulls and submissions:
+            # wait for the first of them rather than say that none is left.
+            row = sql.fetch_one(sql.lock(candidate, "q"), params)
         if row is None:
             break
         item_id, sample_id, k, uid, turns, response, final_codes, imported = row

@@ -1,20 +1,23 @@
 """Twelve annotators pulling and submitting at once: nothing lost, nothing over-assigned."""
 
 import threading
+import time
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from annotation.models import Annotation, Assignment, QueueItem
 from annotation.services import (
     NoWork,
+    Pull,
     add_member,
     create_assignment_batch,
     create_project,
     import_samples,
     next_assignment,
+    pull_next_item,
     submit_annotation,
 )
 
@@ -78,3 +81,58 @@ def test_twelve_annotators_at_once(django_user_model, shared_data, loop):
     assert sum(submitted.values()) == 60 == Annotation.objects.count() == len(submitted)
     assert Assignment.objects.filter(status="submitted").count() == 60
     assert QueueItem.objects.filter(done=True).count() == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_waits_for_an_open_item_that_another_transaction_holds(django_user_model, shared_data):
+    """The last open item, locked for a moment by someone else's pull or submission, is waited
+    for: a pull that passed over it (SKIP LOCKED) used to answer "no items left"."""
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    project = create_project(name="Tail", slug="tail")
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    create_assignment_batch(project, by=boss, name="b", limit=1)
+    person = django_user_model.objects.create_user("late")
+    add_member(project, by=boss, username="late", role="annotator")
+    (item,) = QueueItem.objects.all()
+    locked, release = threading.Event(), threading.Event()
+    pulled: list = []
+
+    def hold_the_item() -> None:
+        try:
+            with transaction.atomic():
+                QueueItem.objects.select_for_update().get(pk=item.pk)
+                locked.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    def pull() -> None:
+        try:
+            pulled.append(pull_next_item(person, project.pk))
+        except BaseException as error:  # surfaced below
+            pulled.append(error)
+        finally:
+            connection.close()
+
+    holder, puller = threading.Thread(target=hold_the_item), threading.Thread(target=pull)
+    holder.start()
+    assert locked.wait(60)
+    puller.start()
+    for _ in range(600):  # until the pull waits on the lock (or, as before, gave up at once)
+        if not puller.is_alive() or waiting_on_a_lock():
+            break
+        time.sleep(0.05)
+    release.set()
+    holder.join(60)
+    puller.join(60)
+    assert len(pulled) == 1 and isinstance(pulled[0], Pull), pulled
+    assert pulled[0].assignment.item_id == item.pk
+
+
+def waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
