@@ -135,6 +135,18 @@ def main(output: str) -> None:
                          LoraSettings(**values), _launched_reporter(folder))  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         _write_json(folder / "metrics.json", metrics)
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Every rank waits for the others, then tears the group down in order: left to interpreter
+    exit, a rank's gloo group could outlive its peers' and abort the process (SIGABRT) after the
+    training itself had finished."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
