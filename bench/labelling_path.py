@@ -120,7 +120,7 @@ def main() -> None:
         queries = [q for q, _ in rows]
         cpu = sorted(c * 1000 for _, c in rows)
         p95 = statistics.quantiles(cpu, n=20)[18]
-        target = "" if action.endswith("next") and action != "next" else f" (target ≤ {TARGET_QUERIES} + 2)"
+        target = f" (target ≤ {TARGET_QUERIES} + 2)" if action in ("next", "submit") else ""
         print(
             f"  {action:16} SQL statements per request (BEGIN/COMMIT included) max {max(queries)},"
             f" median {statistics.median(queries):.0f}{target}"
