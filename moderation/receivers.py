@@ -1,6 +1,9 @@
 """Annotation's final labels become feedback for the project's ensembles (a Celery task)."""
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 
 from django.db import connection
 
@@ -9,11 +12,21 @@ from .tasks import feedback_from_final_label_task
 
 logger = logging.getLogger(__name__)
 
+# Whether a project has an ensemble is looked up once per this many seconds per process (a
+# labelling request decides a final label with almost every submission when k = 1). Ensembles
+# saved or deleted in this process are seen at once; one created in another process is missed for
+# at most this long, and only by samples that ensemble judged and annotators decided in that
+# window; `manage.py moderation_feedback` feeds those too.
+ENSEMBLE_LOOKUP_SECONDS = 2.0
+
+_known_projects: dict[int, tuple[bool, float]] = {}  # project id → (has an ensemble, good until)
+_known_lock = threading.Lock()
+
 
 def queue_final_label_feedback(sender, sample_id: int, project_id: int, **kwargs) -> None:
     """Queues the feedback only where the sample's project has an ensemble; with the task broker
     away it is applied here instead of being lost (the task is small and harmless to run twice)."""
-    if not _has_ensemble(project_id):
+    if not has_ensemble(project_id):
         return
     try:
         feedback_from_final_label_task.apply_async((sample_id,), retry=False)
@@ -22,8 +35,22 @@ def queue_final_label_feedback(sender, sample_id: int, project_id: int, **kwargs
         feedback_from_final_label_task(sample_id)
 
 
-def _has_ensemble(project_id: int) -> bool:
-    """One plain statement: this runs after every final label a labelling request decides."""
+def has_ensemble(project_id: int, *, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Whether the project has an ensemble, as read at most ENSEMBLE_LOOKUP_SECONDS ago."""
+    now = clock()
+    with _known_lock:
+        known = _known_projects.get(project_id)
+    if known is not None and now < known[1]:
+        return known[0]
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {Ensemble._meta.db_table} WHERE project_id = %s LIMIT 1", [project_id])
-        return cursor.fetchone() is not None
+        found = cursor.fetchone() is not None
+    with _known_lock:
+        _known_projects[project_id] = (found, now + ENSEMBLE_LOOKUP_SECONDS)
+    return found
+
+
+def forget_known_ensembles(**kwargs) -> None:
+    """Empties the lookups (an ensemble was saved or deleted in this process)."""
+    with _known_lock:
+        _known_projects.clear()

@@ -80,6 +80,16 @@ def forget_taxonomy_facts():
     _frozen_taxonomy_facts.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def forget_known_ensembles():
+    """Moderation remembers for a moment which projects have an ensemble; rolled-back tests remove
+    ensembles without telling it, so the lookups are emptied after each test."""
+    yield
+    from moderation.receivers import forget_known_ensembles
+
+    forget_known_ensembles()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def close_stray_connections(django_db_setup, django_db_blocker):
     """Ends connections that threads of the tests left open, so the test database can be dropped."""
