@@ -19,9 +19,15 @@ LEASED, SUBMITTED, SKIPPED = (
     AssignmentStatus.SUBMITTED.value,
     AssignmentStatus.SKIPPED.value,
 )
-NOT_FINAL = "(f.prompt_label_source IS NULL OR f.prompt_label_source NOT IN ({}))".format(
-    ", ".join(f"'{source.value}'" for source in FINAL_LABEL_SOURCES)
-)
+
+
+def not_final(table: str) -> str:
+    """SQL: the final label row ``table`` (outer-joined: it may be NULL) is not a human's or reviewer's."""
+    sources = ", ".join(f"'{source.value}'" for source in FINAL_LABEL_SOURCES)
+    return f"({table}.prompt_label_source IS NULL OR {table}.prompt_label_source NOT IN ({sources}))"
+
+
+NOT_FINAL = not_final("f")
 HOLDS_SLOT = f"(a.status = '{SUBMITTED}' OR (a.status = '{LEASED}' AND a.lease_expires_at > %(now)s))"
 
 # Open items of the project's active batches this annotator has neither submitted nor skipped,
@@ -223,7 +229,9 @@ WHERE id IN (SELECT id FROM annotation_assignment
 
 # Deciding a sample's final label once its k annotations are in: whether a human or reviewer
 # decided it already, with the annotators' labels (imported ones aside), in one statement; then
-# the final label written as one upsert (it replaces an imported one; its refusal label stays).
+# the final label written as one upsert. It replaces an imported or a jury's final label, never
+# one a human or reviewer decided (checked on the row as it is when written, so a reviewer's
+# decision committed meanwhile stands); it returns a row only when it wrote.
 FINAL_SOURCE_AND_VOTES = """
 SELECT f.prompt_label_source, a.id, a.prompt_label, a.response_label, a.categories
 FROM annotation_sample s
@@ -231,7 +239,7 @@ LEFT JOIN annotation_finallabel f ON f.sample_id = s.id
 LEFT JOIN annotation_annotation a ON a.sample_id = s.id AND a.import_batch_id IS NULL
 WHERE s.id = %(sample)s
 """
-UPSERT_FINAL_LABEL = """
+UPSERT_FINAL_LABEL = f"""
 INSERT INTO annotation_finallabel
     (sample_id, prompt_label, prompt_label_source, response_label, response_label_source, categories,
      decided_by_id, import_batch_id, updated_at)
@@ -241,6 +249,8 @@ ON CONFLICT (sample_id) DO UPDATE SET
     prompt_label = excluded.prompt_label, prompt_label_source = excluded.prompt_label_source,
     response_label = excluded.response_label, response_label_source = excluded.response_label_source,
     categories = excluded.categories, decided_by_id = NULL, import_batch_id = NULL, updated_at = excluded.updated_at
+    WHERE {not_final("annotation_finallabel")}
+RETURNING 1
 """
 
 
@@ -249,10 +259,29 @@ def category_rows(count: int) -> str:
     return ", ".join(f"(%(sample)s, %(code{i})s)" for i in range(count))
 
 
+# With the k-th submission of an item, the sample's labels (imported ones aside; whether each is
+# the caller's, whose new labels the statement writes) as the submission's statement sees them, and
+# how many of the item's other submissions it sees. Each submission writes its label and its count
+# in one transaction, so if it sees the item's count less this one, it missed no concurrent one
+# and the labels need not be read again once the item is locked. Subqueries in a CASE run only
+# where it takes their branch.
+VOTES_SEEN = f"""
+CASE WHEN (SELECT submitted_count FROM counted) >= %(k)s THEN (
+    SELECT COUNT(*) FROM annotation_assignment o
+    WHERE o.item_id = %(item)s AND o.status = '{SUBMITTED}' AND o.id <> %(assignment)s
+) END,
+CASE WHEN (SELECT submitted_count FROM counted) >= %(k)s THEN (
+    SELECT json_agg(json_build_array(v.annotator_id = %(user)s, v.prompt_label, v.response_label, v.categories)
+                    ORDER BY v.id)
+    FROM annotation_annotation v WHERE v.sample_id = %(sample)s AND v.import_batch_id IS NULL
+) END
+"""
+
+
 def submission_statement(*, new: bool, categories: int, count: bool) -> str:
     """PostgreSQL: the label, its audit entry, its categories and (``count``) the assignment marked
     submitted and counted on its item (its assignments told once it is done), in one statement;
-    returns (annotation id, item's count)."""
+    returns (annotation id, item's count, and with the k-th submission VOTES_SEEN)."""
     parts = [
         f"saved AS ({INSERT_ANNOTATION if new else UPDATE_ANNOTATION})",
         f"revision AS ({INSERT_REVISION.format(annotation='id', source='FROM saved')})",
@@ -265,7 +294,7 @@ def submission_statement(*, new: bool, categories: int, count: bool) -> str:
             f"submitted AS ({MARK_SUBMITTED.format(item_done=', item_done = (SELECT done FROM counted)')})",
             f"finished AS ({OTHERS_ITEM_DONE})",
         ]
-    counted = "(SELECT submitted_count FROM counted)" if count else "NULL"
+    counted = f"(SELECT submitted_count FROM counted), {VOTES_SEEN}" if count else "NULL, NULL, NULL"
     return f"WITH {', '.join(parts)} SELECT (SELECT id FROM saved), {counted}"
 
 

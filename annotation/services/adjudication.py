@@ -65,13 +65,27 @@ def open_review(sample: Sample | int, reason: str) -> ReviewItem:
 
 
 @transaction.atomic(savepoint=False)  # inside a submission: its failure undoes the submission too
-def finalize_sample(sample_id: int, *, project: Project, has_response: bool) -> FinalLabel | ReviewItem | None:
+def votes_seen(rows: list[list] | None, own: Vote, *, own_is_new: bool) -> list[Vote]:
+    """The sample's votes from a submission's statement (hot_path.VOTES_SEEN), the caller's as it
+    just wrote them."""
+    votes = [own if is_own else Vote(prompt, response, codes or []) for is_own, prompt, response, codes in rows or []]
+    return [*votes, own] if own_is_new else votes
+
+
+def finalize_sample(
+    sample_id: int, *, project: Project, has_response: bool, votes: list[Vote] | None = None
+) -> FinalLabel | ReviewItem | None:
     """Called when a sample of ``project`` has all its annotations: majority → final label, else review.
 
-    A final label from humans or a reviewer is never replaced here; imported ones are.
+    A final label from humans or a reviewer is never replaced here; imported ones are. ``votes``:
+    the annotators' labels, if the caller read them after every submission of the sample.
     """
-    final_source, annotations = _final_source_and_votes(sample_id)
-    if final_source in FINAL_LABEL_SOURCES or not annotations:
+    if votes is None:
+        final_source, votes = _final_source_and_votes(sample_id)
+        if final_source in FINAL_LABEL_SOURCES:
+            return None
+    annotations = votes
+    if not annotations:
         return None
     prompt, prompt_share = majority([a.prompt_label for a in annotations if a.prompt_label])
     response, response_share = None, 1.0
@@ -104,6 +118,8 @@ def finalize_sample(sample_id: int, *, project: Project, has_response: bool) -> 
     }
     with connection.cursor() as cursor:
         cursor.execute(sql.UPSERT_FINAL_LABEL, params)
+        if cursor.fetchone() is None:
+            return None  # a reviewer decided it meanwhile
     _announce(sample_id, project.pk)
     return final
 

@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..permissions import require_admin
 from ..selectors import hazard_codes, remaining_bound, start_of_today
-from .adjudication import finalize_sample, open_review
+from .adjudication import Vote, finalize_sample, open_review, votes_seen
 
 
 def lease_length() -> timedelta:
@@ -369,20 +369,21 @@ def submit_annotation(
         "other_risks": other_risks.strip(),
         "comment": comment.strip(),
     }
-    annotation, submitted_count = _write_submission(target, user, now, fields, time_spent_ms)
+    annotation, submitted_count, votes = _write_submission(target, user, now, fields, time_spent_ms)
     if submitted_count is not None and submitted_count >= target.k:
         project = Project(pk=target.project_id, review_below_agreement=target.review_below_agreement)
-        finalize_sample(target.sample_id, project=project, has_response=target.has_response)
+        finalize_sample(target.sample_id, project=project, has_response=target.has_response, votes=votes)
     return Submission(annotation, target.project_id)
 
 
 def _write_submission(
     target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None
-) -> tuple[Annotation, int | None]:
+) -> tuple[Annotation, int | None, list[Vote] | None]:
     """Writes the label (new or revised), its audit entry and the categories it names; on a first
     submission also marks the assignment submitted and counts it on its item (done once k are in).
-    Returns the label and the item's count of submissions (None on a revision). One statement on
-    PostgreSQL, one per write on SQLite."""
+    Returns the label, the item's count of submissions (None on a revision) and, with the k-th
+    submission, the sample's votes if the statement saw every submission (else None: read them
+    again). One statement on PostgreSQL, one per write on SQLite."""
     spent = target.own_time_spent_ms
     if time_spent_ms is not None:
         spent = (spent or 0) + max(0, int(time_spent_ms))
@@ -392,6 +393,7 @@ def _write_submission(
     )
     count = target.status != AssignmentStatus.SUBMITTED
     codes = fields["categories"]
+    votes = None
     params = {
         **fields,
         "categories": sql.json_param(codes),
@@ -410,7 +412,10 @@ def _write_submission(
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(sql.submission_statement(new=new, categories=len(codes), count=count), params)
-            annotation.pk, submitted_count = cursor.fetchone()
+            annotation.pk, submitted_count, seen, rows = cursor.fetchone()
+            if seen is not None and seen + 1 == submitted_count:
+                own = Vote(fields["prompt_label"], fields["response_label"], codes)
+                votes = votes_seen(sql.json_value(rows), own, own_is_new=new)
         else:
             cursor.execute(sql.INSERT_ANNOTATION if new else sql.UPDATE_ANNOTATION, params)
             annotation.pk = cursor.fetchone()[0]
@@ -424,7 +429,7 @@ def _write_submission(
                 submitted_count, done = cursor.fetchone()
                 if done:
                     cursor.execute(sql.ITEM_DONE, params)
-    return annotation, submitted_count
+    return annotation, submitted_count, votes
 
 
 @transaction.atomic

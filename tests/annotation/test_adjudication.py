@@ -15,6 +15,7 @@ from annotation.services import (
     review_queue,
     submit_annotation,
 )
+from annotation.services.adjudication import Vote, finalize_sample
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +131,15 @@ def test_review_page_shows_annotations_escaped_and_decides(project, crew, client
     assert done.status_code == 302
     assert FinalLabel.objects.get().prompt_label_source == "adjudicated"
     assert "Nothing waits for review" in client.get(f"/projects/{project.pk}/review/").content.decode()
+
+
+def test_votes_decided_after_a_reviewer_do_not_replace_the_reviewers_label(project, crew):
+    """The submission that completes a sample may hand its votes to finalize_sample, read before a
+    reviewer's decision committed; the final label's upsert keeps the reviewer's all the same."""
+    people, reviewer = crew
+    assignment = label(people[0], project, "unsafe", "safe", ["S1"])
+    adjudicate(project, assignment.sample_id, reviewer, prompt_label="safe", response_label="safe")
+    votes = [Vote("unsafe", "safe", ["S1"])] * 3
+    assert finalize_sample(assignment.sample_id, project=project, has_response=True, votes=votes) is None
+    final = FinalLabel.objects.get()
+    assert (final.prompt_label, final.prompt_label_source) == ("safe", "adjudicated")

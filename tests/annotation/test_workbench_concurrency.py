@@ -8,7 +8,8 @@ import pytest
 from django.db import connection, transaction
 from rest_framework.test import APIClient
 
-from annotation.models import Annotation, Assignment, QueueItem
+from annotation.labels import FINAL_LABEL_SOURCES
+from annotation.models import Annotation, Assignment, FinalLabel, QueueItem, ReviewItem
 from annotation.services import (
     NoWork,
     Pull,
@@ -128,6 +129,63 @@ def test_a_pull_waits_for_an_open_item_that_another_transaction_holds(django_use
     puller.join(60)
     assert len(pulled) == 1 and isinstance(pulled[0], Pull), pulled
     assert pulled[0].assignment.item_id == item.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_last_vote_counts_one_committed_while_it_waited(django_user_model, shared_data):
+    """Two annotators submit an item's two votes (k = 2) at once: the second waits for the first's
+    count. Its statement's snapshot, taken before that wait, lacks the first vote, so the final
+    label must be decided on the votes read again: one says unsafe, the other safe, no majority."""
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    project = create_project(name="Votes", slug="votes")
+    project.annotations_per_sample = 2
+    project.save()
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    create_assignment_batch(project, by=boss, name="b", limit=1)
+    first, second = (django_user_model.objects.create_user(name) for name in ("first", "second"))
+    for person in (first, second):
+        add_member(project, by=boss, username=person.username, role="annotator")
+    leases = [next_assignment(person, project) for person in (first, second)]
+    assert leases[0].sample_id == leases[1].sample_id
+    counted, release = threading.Event(), threading.Event()
+    errors: list = []
+
+    def first_vote() -> None:
+        try:
+            with transaction.atomic():
+                submit_annotation(leases[0].pk, first, prompt_label="unsafe", categories=["S1"])
+                counted.set()
+                release.wait(60)
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def second_vote() -> None:
+        try:
+            submit_annotation(leases[1].pk, second, prompt_label="safe", categories=[])
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    holder, latecomer = threading.Thread(target=first_vote), threading.Thread(target=second_vote)
+    holder.start()
+    assert counted.wait(60)
+    latecomer.start()
+    for _ in range(600):  # until the second submission waits on the first's count
+        if not latecomer.is_alive() or waiting_on_a_lock():
+            break
+        time.sleep(0.05)
+    release.set()
+    holder.join(60)
+    latecomer.join(60)
+    assert errors == []
+    assert QueueItem.objects.get().submitted_count == 2
+    final = FinalLabel.objects.filter(sample_id=leases[0].sample_id).first()
+    assert final is None or final.prompt_label_source not in FINAL_LABEL_SOURCES, final.__dict__
+    assert ReviewItem.objects.get(sample_id=leases[0].sample_id).reason == "no majority label"
 
 
 def waiting_on_a_lock() -> bool:
