@@ -153,15 +153,21 @@ def batches(request, pk: int):
     )
 
 
-def next_item_view(user, project_id: int, *, categories: bool = True) -> dict[str, Any]:
+def next_item_view(user, project_id: int) -> dict[str, Any]:
     """The annotator's current or next item under a lease, or ``{"no_work": reason, "progress": …}``."""
     try:
-        pull = services.pull_next_item(user, project_id)
+        pulled = services.pull_next_item(user, project_id)
     except services.NoWork as reason:
-        membership = reason.membership
+        pulled = reason
+    return pulled_or_no_work_view(user, pulled)
+
+
+def pulled_or_no_work_view(user, pulled: services.Pull | services.NoWork, *, categories: bool = True) -> dict:
+    if isinstance(pulled, services.NoWork):
+        membership = pulled.membership
         progress = selectors.annotator_progress(user.pk, membership.project, membership)
-        return {"no_work": str(reason), "progress": progress}
-    return selectors.pulled_view(pull, categories=categories)
+        return {"no_work": str(pulled), "progress": progress}
+    return selectors.pulled_view(pulled, categories=categories)
 
 
 @extend_schema_view(post=extend_schema(request=None, responses=dict))
@@ -218,8 +224,8 @@ def assignment_detail(request, assignment_id: int):
 )
 class Submit(LeanJSONView):
     """Submit or revise a label; the rules are checked here as in the page. With ``?then=next``
-    the next item is pulled once the label is stored (its own transaction: the label stays stored
-    whatever the pull finds)."""
+    the next item is pulled too (services.submit_and_pull_next: the label stays stored whatever
+    the pull finds)."""
 
     def respond(self, user, data, *, assignment_id: int):
         then = self.request.GET.get("then")
@@ -228,10 +234,13 @@ class Submit(LeanJSONView):
         fields = plain_submission(data)
         if fields is None:
             fields = _validated(SubmitSerializer, data)
-        submission = services.submit_annotation(assignment_id, user, **fields)
+        if then:
+            submission, pulled = services.submit_and_pull_next(assignment_id, user, **fields)
+        else:
+            submission = services.submit_annotation(assignment_id, user, **fields)
         body = {"status": "submitted", "annotation": services.annotation_snapshot(submission.annotation)}
         if then:
-            body["next"] = next_item_view(user, submission.project_id, categories=False)
+            body["next"] = pulled_or_no_work_view(user, pulled, categories=False)
         return body, status.HTTP_200_OK
 
 

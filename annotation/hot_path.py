@@ -95,19 +95,20 @@ REMAINING_FROM_OWN = f"(({OPEN_ITEMS_UP_TO.format(own='own.n')}) - own.n)"
 LEASE_COMMIT_NOT_AWAITED = ", set_config('synchronous_commit', 'off', true) AS lease_commit"
 
 
-def membership_statement() -> str:
+def membership_statement(*, in_submission: bool = False) -> str:
     """MEMBERSHIP, its row locked; on PostgreSQL the finished open items are counted once and the
-    pull's commit is not awaited (above)."""
+    pull's commit is not awaited (above). ``in_submission``: the pull shares a submission's
+    transaction, whose commit must be awaited, and skips the row if another pull holds it."""
     postgres = connection.vendor == "postgresql"
     if postgres:
         statement = MEMBERSHIP.format(
             remaining=REMAINING_FROM_OWN,
-            lease_commit=LEASE_COMMIT_NOT_AWAITED,
+            lease_commit="" if in_submission else LEASE_COMMIT_NOT_AWAITED,
             own_finished_open=OWN_FINISHED_OPEN_ONCE,
         )
     else:
         statement = MEMBERSHIP.format(remaining=f"({REMAINING})", lease_commit="", own_finished_open="")
-    return lock(statement, "m")
+    return lock(statement, "m", skip_locked=in_submission)
 
 
 # The first item in queue order (batch, priority, id) this annotator may take: in an active

@@ -14,6 +14,7 @@ from .work import (
     next_assignment,
     pull_next_item,
     skip_assignment,
+    submit_and_pull_next,
     submit_annotation,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "next_assignment",
     "pull_next_item",
     "skip_assignment",
+    "submit_and_pull_next",
     "submit_annotation",
     "create_project",
     "export_dataset",

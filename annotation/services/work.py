@@ -141,10 +141,17 @@ class NoWork(Exception):
         self.membership = membership
 
 
-def _membership_for_pull(user, project_id: int, now) -> Membership:
+class _PullWouldWait(Exception):
+    """A pull within a submission's transaction would have to wait (another pull of the annotator
+    holds their membership, or the open items left are locked) or could not tell who is asking:
+    it is made again on its own, once the submission has committed."""
+
+
+def _membership_for_pull(user, project_id: int, now, *, in_submission: bool = False) -> Membership:
     """The annotator's membership, locked (one person's pulls, e.g. two tabs, take turns; no one
     else's), with its project, the id of the annotator's unexpired lease if any, their counts of
-    submitted items and of remaining ones: one statement."""
+    submitted items and of remaining ones: one statement. ``in_submission``: not waiting for the
+    lock (_PullWouldWait instead)."""
     params = {
         "project": project_id,
         "user": user.pk,
@@ -153,7 +160,9 @@ def _membership_for_pull(user, project_id: int, now) -> Membership:
         "bound": remaining_bound(),
         "false": False,
     }
-    row = sql.fetch_one(sql.membership_statement(), params)
+    row = sql.fetch_one(sql.membership_statement(in_submission=in_submission), params)
+    if row is None and in_submission:
+        raise _PullWouldWait
     if row is None:
         get_object_or_404(Project, pk=project_id)
         raise PermissionDenied(f"{user} is not annotator in this project")
@@ -184,8 +193,14 @@ def pull_next_item(user, project_id: int) -> Pull:
     the item's places, counted again in that statement (after the lock, so it sees every
     committed lease), are fewer than k. SQLite serialises writers instead.
     """
+    return _pull(user, project_id)
+
+
+def _pull(user, project_id: int, *, in_submission: bool = False) -> Pull:
+    """pull_next_item within the caller's transaction; ``in_submission``: within a submission's,
+    never waiting for a lock (it raises _PullWouldWait instead, see submit_and_pull_next)."""
     now = timezone.now()
-    membership = _membership_for_pull(user, project_id, now)
+    membership = _membership_for_pull(user, project_id, now, in_submission=in_submission)
     counts = {
         "membership": membership,
         "submitted": membership.submitted,
@@ -217,6 +232,8 @@ def pull_next_item(user, project_id: int) -> Pull:
         if row is None and connection.features.has_select_for_update:
             # The open items left may only be locked for a moment by others' pulls and submissions:
             # wait for the first of them rather than say that none is left.
+            if in_submission:
+                raise _PullWouldWait
             row = sql.fetch_one(sql.lock(candidate, "q"), params)
         if row is None:
             break
@@ -332,7 +349,13 @@ def _assignment_for_submit(assignment_id: int, user, now) -> SubmitTarget:
 
 
 @transaction.atomic
-def submit_annotation(
+def submit_annotation(assignment_id: int, user, **label) -> Submission:
+    """Stores (or revises) the annotator's label for their assignment, with an audit entry; ``label``:
+    prompt_label, and optionally response_label, categories, other_risks, comment, time_spent_ms."""
+    return _submit(assignment_id, user, **label)
+
+
+def _submit(
     assignment_id: int,
     user,
     *,
@@ -343,7 +366,7 @@ def submit_annotation(
     comment: str = "",
     time_spent_ms: int | None = None,
 ) -> Submission:
-    """Stores (or revises) the annotator's label for their assignment, with an audit entry."""
+    """submit_annotation within the caller's transaction."""
     now = timezone.now()
     target = _assignment_for_submit(assignment_id, user, now)
     if target.status == AssignmentStatus.SKIPPED:
@@ -430,6 +453,30 @@ def _write_submission(
                 if done:
                     cursor.execute(sql.ITEM_DONE, params)
     return annotation, submitted_count, votes
+
+
+def submit_and_pull_next(assignment_id: int, user, **label) -> tuple[Submission, Pull | NoWork]:
+    """submit_annotation, then the annotator's next item (or why there is none), in one
+    transaction where the pull need not wait for anyone; else the pull runs on its own once the
+    label is committed. Either way the label is stored whatever the pull finds.
+
+    The submission's locks (its item, assignment and final label) are then held through the pull:
+    others' pulls pass over that item for that moment, as they pass over any item being pulled,
+    and wait for it only when no other is left. The pull takes no lock it would have to wait for,
+    so it adds no wait that could close a cycle with them.
+    """
+    with transaction.atomic():
+        submission = _submit(assignment_id, user, **label)
+        try:
+            return submission, _pull(user, submission.project_id, in_submission=True)
+        except NoWork as reason:  # the daily cap: nothing to wait for
+            return submission, reason
+        except _PullWouldWait:
+            pass
+    try:
+        return submission, pull_next_item(user, submission.project_id)
+    except NoWork as reason:
+        return submission, reason
 
 
 @transaction.atomic

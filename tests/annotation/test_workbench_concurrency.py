@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from annotation.labels import FINAL_LABEL_SOURCES
-from annotation.models import Annotation, Assignment, FinalLabel, QueueItem, ReviewItem
+from annotation.models import Annotation, Assignment, FinalLabel, Membership, QueueItem, ReviewItem
 from annotation.services import (
     NoWork,
     Pull,
@@ -19,6 +19,7 @@ from annotation.services import (
     import_samples,
     next_assignment,
     pull_next_item,
+    submit_and_pull_next,
     submit_annotation,
 )
 
@@ -186,6 +187,63 @@ def test_the_last_vote_counts_one_committed_while_it_waited(django_user_model, s
     final = FinalLabel.objects.filter(sample_id=leases[0].sample_id).first()
     assert final is None or final.prompt_label_source not in FINAL_LABEL_SOURCES, final.__dict__
     assert ReviewItem.objects.get(sample_id=leases[0].sample_id).reason == "no majority label"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("held", ["membership", "last item"])
+def test_a_submission_commits_before_its_pull_waits(django_user_model, shared_data, held):
+    """submit?then=next pulls within the submission's transaction only where it need not wait. With
+    the annotator's membership held by another of their pulls, or the last open item held by
+    someone else, the label is committed first (seen from another connection while the pull
+    waits), then the pull waits and gets its item."""
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    project = create_project(name="Wait", slug="wait")
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    create_assignment_batch(project, by=boss, name="b", limit=2)
+    person = django_user_model.objects.create_user("tabs")
+    add_member(project, by=boss, username="tabs", role="annotator")
+    lease = next_assignment(person, project)
+    (last,) = QueueItem.objects.exclude(pk=lease.item_id)
+    locked, release = threading.Event(), threading.Event()
+    answers: list = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                if held == "membership":
+                    Membership.objects.select_for_update().get(project=project, user=person)
+                else:
+                    QueueItem.objects.select_for_update().get(pk=last.pk)
+                locked.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    def submit() -> None:
+        try:
+            answers.append(submit_and_pull_next(lease.pk, person, prompt_label="safe", categories=[]))
+        except BaseException as error:  # surfaced below
+            answers.append(error)
+        finally:
+            connection.close()
+
+    holder, submitter = threading.Thread(target=hold), threading.Thread(target=submit)
+    holder.start()
+    assert locked.wait(60)
+    submitter.start()
+    for _ in range(600):  # until the pull waits on the lock
+        if not submitter.is_alive() or waiting_on_a_lock():
+            break
+        time.sleep(0.05)
+    stored_while_waiting = Annotation.objects.filter(sample_id=lease.sample_id, annotator=person).exists()
+    release.set()
+    holder.join(60)
+    submitter.join(60)
+    assert stored_while_waiting
+    assert len(answers) == 1 and isinstance(answers[0], tuple), answers
+    submission, pulled = answers[0]
+    assert isinstance(pulled, Pull) and pulled.assignment.item_id == last.pk, pulled
 
 
 def waiting_on_a_lock() -> bool:

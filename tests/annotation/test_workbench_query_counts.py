@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -112,11 +113,11 @@ def test_the_submission_that_completes_an_item_decides_its_label_in_a_few_more(p
     submit(clients[2], views[2], {"prompt_label": "safe"}, most(completing, submit=True), within)
 
 
-def test_submit_then_next_costs_a_submit_and_a_pull_with_one_token_check(project, clients, within):
+def test_submit_then_next_costs_a_submit_and_a_pull_in_one_transaction(project, clients, within):
     first = clients[0]
     view = pull(first, project, within)
     for _ in range(2):
-        with within(most(submit=True) + most(NEXT_STATEMENTS) - 1):
+        with within(most(submit=True) + NEXT_STATEMENTS - 1):  # one transaction, one token check
             path = f"/api/assignments/{view['assignment']['id']}/submit/?then=next"
             response = first.post(path, {"prompt_label": "safe"}, format="json")
         assert response.status_code == 200, response.content
@@ -147,3 +148,30 @@ def test_postgresql_plans_the_loops_statements_once_per_connection(project, clie
         )
         plans = cursor.fetchall()
     assert plans and plans[0][0] >= 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="asynchronous commits: PostgreSQL")
+def test_a_label_is_committed_durably_even_with_the_next_items_lease(project, clients):
+    """A lease alone is committed without awaiting the WAL flush (hot_path.LEASE_COMMIT_NOT_AWAITED);
+    submit?then=next writes the label and the next lease in one transaction, awaited in full."""
+    first = clients[0]
+
+    def transactions(path: str, body=None) -> list[list[str]]:
+        with CaptureQueriesContext(connection) as captured:
+            assert first.post(path, body, format="json").status_code == 200
+        found: list[list[str]] = []
+        for query in captured.captured_queries:
+            if query["sql"] == "BEGIN" or query["sql"].startswith("SAVEPOINT"):  # a savepoint in a test's transaction
+                found.append([])
+            elif found:
+                found[-1].append(query["sql"])
+        return found
+
+    (pull_alone,) = transactions(f"/api/projects/{project.pk}/next/")
+    assert any("synchronous_commit" in statement for statement in pull_alone)
+    view = first.post(f"/api/projects/{project.pk}/next/").json()
+    path = f"/api/assignments/{view['assignment']['id']}/submit/?then=next"
+    (submit_and_pull,) = transactions(path, {"prompt_label": "safe"})
+    assert any("INSERT INTO annotation_annotation" in statement for statement in submit_and_pull)
+    assert any("INSERT INTO annotation_assignment" in statement for statement in submit_and_pull)
+    assert not any("synchronous_commit" in statement for statement in submit_and_pull)
