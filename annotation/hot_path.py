@@ -59,7 +59,7 @@ OPEN_ITEMS_UP_TO = """
 REMAINING = f"SELECT ({OPEN_ITEMS_UP_TO.format(own=f'({OWN_FINISHED_OPEN})')}) - ({OWN_FINISHED_OPEN})"
 
 # The annotator's membership with its project, their unexpired lease on a sample not final (if
-# any), their submissions in all and today (one pass over their index range), and their remaining
+# any), their submissions in all and today (their tally; %(today)s the local date), and their remaining
 # items: one statement. PostgreSQL counts the annotator's finished open items once and bounds the
 # open items by that count; SQLite, whose LIMIT cannot name an outer column, counts them twice.
 MEMBERSHIP = f"""
@@ -71,16 +71,13 @@ SELECT m.id, m.project_id, m.user_id, m.role, m.opted_out_categories, m.daily_ca
         WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status = '{LEASED}'
           AND a.lease_expires_at > %(now)s AND {NOT_FINAL}
         ORDER BY a.leased_at LIMIT 1) AS current_lease,
-    done.submitted, done.submitted_today,
+    COALESCE(t.submitted, 0) AS submitted,
+    CASE WHEN t.day = %(today)s THEN t.submitted_on_day ELSE 0 END AS submitted_today,
     {{remaining}} AS remaining
     {{lease_commit}}
 FROM annotation_membership m
 JOIN annotation_project p ON p.id = m.project_id
-JOIN (
-    SELECT COUNT(*) AS submitted, COUNT(*) FILTER (WHERE a.submitted_at >= %(today)s) AS submitted_today
-    FROM annotation_assignment a
-    WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s AND a.status = '{SUBMITTED}'
-) done ON TRUE
+LEFT JOIN annotation_annotatortally t ON t.project_id = m.project_id AND t.annotator_id = m.user_id
 {{own_finished_open}}
 WHERE m.project_id = %(project)s AND m.user_id = %(user)s AND m.role = 'annotator'
 """
@@ -212,6 +209,20 @@ SET submitted_count = submitted_count + 1, done = (done OR submitted_count + 1 >
 WHERE id = %(item)s
 RETURNING submitted_count, done
 """
+# The annotator's tally of submissions in the project (models.AnnotatorTally): one more in all,
+# and on %(day)s (the local date), the day the tally keeps unless it has a later one already.
+TALLY_SUBMISSION = """
+INSERT INTO annotation_annotatortally (project_id, annotator_id, submitted, day, submitted_on_day)
+VALUES (%(project)s, %(user)s, 1, %(day)s, 1)
+ON CONFLICT (project_id, annotator_id) DO UPDATE SET
+    submitted = annotation_annotatortally.submitted + 1,
+    submitted_on_day = CASE
+        WHEN annotation_annotatortally.day = excluded.day THEN annotation_annotatortally.submitted_on_day + 1
+        WHEN annotation_annotatortally.day > excluded.day THEN annotation_annotatortally.submitted_on_day
+        ELSE 1 END,
+    day = CASE WHEN annotation_annotatortally.day > excluded.day THEN annotation_annotatortally.day
+               ELSE excluded.day END
+"""
 MARK_SUBMITTED = f"""
 UPDATE annotation_assignment SET status = '{SUBMITTED}', submitted_at = %(now)s{{item_done}} WHERE id = %(assignment)s
 """
@@ -281,7 +292,8 @@ CASE WHEN (SELECT submitted_count FROM counted) >= %(k)s THEN (
 
 def submission_statement(*, new: bool, categories: int, count: bool) -> str:
     """PostgreSQL: the label, its audit entry, its categories and (``count``) the assignment marked
-    submitted and counted on its item (its assignments told once it is done), in one statement;
+    submitted, counted on its item (its assignments told once it is done) and on the annotator's
+    tally, in one statement;
     returns (annotation id, item's count, and with the k-th submission VOTES_SEEN)."""
     parts = [
         f"saved AS ({INSERT_ANNOTATION if new else UPDATE_ANNOTATION})",
@@ -294,6 +306,7 @@ def submission_statement(*, new: bool, categories: int, count: bool) -> str:
             f"counted AS ({COUNT_SUBMISSION})",
             f"submitted AS ({MARK_SUBMITTED.format(item_done=', item_done = (SELECT done FROM counted)')})",
             f"finished AS ({OTHERS_ITEM_DONE})",
+            f"tallied AS ({TALLY_SUBMISSION})",
         ]
     counted = f"(SELECT submitted_count FROM counted), {VOTES_SEEN}" if count else "NULL, NULL, NULL"
     return f"WITH {', '.join(parts)} SELECT (SELECT id FROM saved), {counted}"
@@ -321,6 +334,11 @@ def fetch_all(sql: str, params: dict) -> list[tuple]:
 def when(value):
     """A datetime as the database takes it in a raw statement."""
     return connection.ops.adapt_datetimefield_value(value)
+
+
+def day(value):
+    """A date as the database takes it in a raw statement."""
+    return connection.ops.adapt_datefield_value(value)
 
 
 def json_param(value):

@@ -271,6 +271,21 @@ class Assignment(models.Model):
         ]
 
 
+class AnnotatorTally(models.Model):
+    """An annotator's submissions in a project, in all and on the last day they submitted (local
+    date): kept by each first submission, so that a pull reads them instead of counting the
+    annotator's whole history (which grew with every item labelled)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    submitted = models.PositiveIntegerField(default=0)
+    day = models.DateField(null=True)
+    submitted_on_day = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "annotator"], name="annotator_tally_unique")]
+
+
 class AnnotationRevision(models.Model):
     """Audit history: every creation and change of an annotation, with the values before and after."""
 

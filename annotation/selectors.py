@@ -19,6 +19,7 @@ from .labels import FINAL_LABEL_SOURCES, SafetyLabel, apply_needs_caution_policy
 from .models import (
     Annotation,
     AnnotationRevision,
+    AnnotatorTally,
     Assignment,
     AssignmentStatus,
     ExportSnapshot,
@@ -260,11 +261,7 @@ def annotator_progress(
     may fill some of them first). Counting stops past REMAINING_COUNTED_UP_TO (``remaining_more``),
     so that a pull stays fast on a queue of millions. ``submitted``: (in all, today), already read."""
     if submitted is None:
-        done = Assignment.objects.filter(
-            annotator_id=user_id, project=project, status=AssignmentStatus.SUBMITTED
-        )
-        counts = done.aggregate(n=Count("pk"), today=Count("pk", filter=Q(submitted_at__gte=start_of_today())))
-        submitted = (counts["n"], counts["today"])
+        submitted = submissions_tallied(user_id, project.pk)
     params = {"project": project.pk, "user": user_id, "bound": remaining_bound(), "false": False}
     with connection.cursor() as cursor:
         cursor.execute(hot_path.REMAINING, params)
@@ -288,8 +285,12 @@ def progress_figures(submitted: int, today: int, counted: int, membership: Membe
     }
 
 
-def start_of_today():
-    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+def submissions_tallied(user_id: int, project_id: int) -> tuple[int, int]:
+    """The annotator's submissions in the project: in all, and today (local date)."""
+    tally = AnnotatorTally.objects.filter(project_id=project_id, annotator_id=user_id).first()
+    if tally is None:
+        return 0, 0
+    return tally.submitted, tally.submitted_on_day if tally.day == timezone.localdate() else 0
 
 
 def revisable_assignments(user_id: int, project: Project, *, before: int | None = None, limit: int = 20):

@@ -27,7 +27,7 @@ from ..models import (
     Sample,
 )
 from ..permissions import require_admin
-from ..selectors import hazard_codes, remaining_bound, start_of_today
+from ..selectors import hazard_codes, remaining_bound
 from .adjudication import Vote, finalize_sample, open_review, votes_seen
 
 
@@ -156,7 +156,7 @@ def _membership_for_pull(user, project_id: int, now, *, in_submission: bool = Fa
         "project": project_id,
         "user": user.pk,
         "now": sql.when(now),
-        "today": sql.when(start_of_today()),
+        "today": sql.day(timezone.localdate(now)),
         "bound": remaining_bound(),
         "false": False,
     }
@@ -430,6 +430,8 @@ def _write_submission(
         "k": target.k,
         "item": target.item_id,
         "assignment": target.id,
+        "project": target.project_id,
+        "day": sql.day(timezone.localdate(now)),
         **{f"code{i}": code for i, code in enumerate(codes)},
     }
     with connection.cursor() as cursor:
@@ -448,6 +450,7 @@ def _write_submission(
             submitted_count = None
             if count:
                 cursor.execute(sql.MARK_SUBMITTED.format(item_done=""), params)
+                cursor.execute(sql.TALLY_SUBMISSION, params)
                 cursor.execute(sql.COUNT_SUBMISSION, params)
                 submitted_count, done = cursor.fetchone()
                 if done:

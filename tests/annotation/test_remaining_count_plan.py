@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from annotation import hot_path as sql
 from annotation.models import QueueItem
-from annotation.selectors import remaining_bound, start_of_today
+from annotation.selectors import remaining_bound
 from annotation.services import add_member, create_assignment_batch, import_samples
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -40,7 +40,7 @@ def test_the_remaining_count_reads_only_open_items(project, django_user_model, s
         "project": project.pk,
         "user": person.pk,
         "now": sql.when(now),
-        "today": sql.when(start_of_today()),
+        "today": sql.day(timezone.localdate()),
         "bound": remaining_bound(),
         "false": False,
     }

@@ -1,5 +1,6 @@
 """The annotator workbench services: members, batches, leases, labels, revisions, wellbeing."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
@@ -7,7 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from annotation.labels import LabelError
-from annotation.models import Annotation, AnnotationRevision, Assignment, FinalLabel, QueueItem, Sample
+from annotation.models import Annotation, AnnotationRevision, AnnotatorTally, Assignment, FinalLabel, QueueItem, Sample
+from annotation.selectors import annotator_progress
 from annotation.services import (
     NoWork,
     add_member,
@@ -15,6 +17,7 @@ from annotation.services import (
     flag_assignment,
     import_samples,
     next_assignment,
+    pull_next_item,
     skip_assignment,
     submit_annotation,
 )
@@ -160,6 +163,37 @@ def test_daily_cap(project, boss, team, queued):
         next_assignment(team[0], project)
 
 
+def tally(person, project) -> tuple:
+    found = AnnotatorTally.objects.get(project=project, annotator=person)
+    return found.submitted, found.day, found.submitted_on_day
+
+
+def test_the_daily_count_starts_again_on_a_new_day(project, boss, team, queued):
+    """The annotator's tally keeps the day of their last submission: a new day counts from one,
+    and the cap lets them work again; the page's progress says the same."""
+    add_member(project, by=boss, username=team[0].username, role="annotator", daily_cap=2)
+    label_all(team[0], project)
+    today = timezone.localdate()
+    assert tally(team[0], project) == (2, today, 2)
+    AnnotatorTally.objects.filter(annotator=team[0]).update(day=today - timedelta(days=1))  # as if yesterday
+    pulled = pull_next_item(team[0], project.pk)
+    assert (pulled.submitted, pulled.submitted_today) == (2, 0)
+    submit_annotation(pulled.assignment.pk, team[0], prompt_label="safe")
+    assert tally(team[0], project) == (3, today, 1)
+    progress = annotator_progress(team[0].pk, project, None)
+    assert (progress["submitted"], progress["submitted_today"]) == (3, 1)
+
+
+def test_a_submission_dated_before_the_tallys_day_keeps_that_day(project, boss, team, queued):
+    """Two tabs at midnight: a submission timed just before it may commit after one timed just
+    after. The tally keeps the later day and its count, and counts the submission in all."""
+    assignment = next_assignment(team[0], project)
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    AnnotatorTally.objects.create(project=project, annotator=team[0], submitted=5, day=tomorrow, submitted_on_day=4)
+    submit_annotation(assignment.pk, team[0], prompt_label="safe")
+    assert tally(team[0], project) == (6, tomorrow, 4)
+
+
 def test_opted_out_categories_are_never_assigned(project, boss, team, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text(
@@ -178,3 +212,23 @@ def test_batches_never_queue_a_sample_twice(project, boss, queued):
     second = create_assignment_batch(project, by=boss, name="second", limit=10)
     first_ids = set(queued.items.values_list("sample_id", flat=True))
     assert not first_ids & set(second.items.values_list("sample_id", flat=True))
+
+
+def test_the_migration_tallies_past_submissions(project, boss, team, queued):
+    """Projects labelled before tallies existed get theirs from their submitted assignments."""
+    from django.apps import apps
+
+    backfill = importlib.import_module("annotation.migrations.0016_annotatortally").tally_past_submissions
+    label_all(team[0], project)
+    label_all(team[1], project)
+    Assignment.objects.filter(annotator=team[1]).update(submitted_at=timezone.now() - timedelta(days=3))
+    earlier = Assignment.objects.filter(annotator=team[1]).order_by("pk").first()
+    Assignment.objects.filter(pk=earlier.pk).update(submitted_at=timezone.now() - timedelta(days=4))
+    AnnotatorTally.objects.all().delete()
+    backfill(apps, None)
+    done = Assignment.objects.filter(status="submitted")
+    n0, n1 = done.filter(annotator=team[0]).count(), done.filter(annotator=team[1]).count()
+    assert n0 > 0 and n1 > 1
+    assert tally(team[0], project) == (n0, timezone.localdate(), n0)
+    three_days_ago = timezone.localdate(timezone.now() - timedelta(days=3))
+    assert tally(team[1], project) == (n1, three_days_ago, n1 - 1)

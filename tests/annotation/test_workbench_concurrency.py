@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from annotation.labels import FINAL_LABEL_SOURCES
-from annotation.models import Annotation, Assignment, FinalLabel, Membership, QueueItem, ReviewItem
+from annotation.models import Annotation, AnnotatorTally, Assignment, FinalLabel, Membership, QueueItem, ReviewItem
 from annotation.services import (
     NoWork,
     Pull,
@@ -83,6 +83,9 @@ def test_twelve_annotators_at_once(django_user_model, shared_data, loop):
     assert sum(submitted.values()) == 60 == Annotation.objects.count() == len(submitted)
     assert Assignment.objects.filter(status="submitted").count() == 60
     assert QueueItem.objects.filter(done=True).count() == 20
+    per_annotator = Counter(person for _, person in submitted.elements())
+    tallies = {t.annotator_id: (t.submitted, t.submitted_on_day) for t in AnnotatorTally.objects.all()}
+    assert tallies == {person: (n, n) for person, n in per_annotator.items()}
 
 
 @pytest.mark.postgres

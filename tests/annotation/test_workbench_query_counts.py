@@ -2,8 +2,9 @@
 
 `next` runs at most four SQL statements, the token check included, plus the BEGIN and COMMIT of
 the transaction (which Django logs too). `submit` runs three on PostgreSQL: the token, the
-assignment, and one statement that writes the label, its audit entry, its categories and the
-count on the item (writing WITHs); SQLite has no writes inside WITH, so it runs each write apart.
+assignment, and one statement that writes the label, its audit entry, its categories, the
+count on the item and the annotator's tally (writing WITHs); SQLite has no writes inside WITH, so
+it runs each write apart.
 Only the submission that completes an item (one in k) also decides the final label.
 """
 
@@ -22,7 +23,7 @@ from annotation.services import add_member, create_assignment_batch, import_samp
 pytestmark = pytest.mark.django_db
 
 NEXT_STATEMENTS = 4
-SUBMIT_STATEMENTS = {"postgresql": 3, "sqlite": 7}
+SUBMIT_STATEMENTS = {"postgresql": 3, "sqlite": 8}
 # The final label (one upsert): on PostgreSQL the submission's statement read the votes too;
 # SQLite reads them, and whether the sample is final already, apart. After the commit, whether the
 # project has a moderation ensemble to learn from it (the hook runs in the request; looked up once
