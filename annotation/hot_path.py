@@ -57,6 +57,8 @@ OPEN_ITEMS_UP_TO = """
     ) AS open_items
 """
 REMAINING = f"SELECT ({OPEN_ITEMS_UP_TO.format(own=f'({OWN_FINISHED_OPEN})')}) - ({OWN_FINISHED_OPEN})"
+# The project's open items, counted up to %(bound)s (selectors.open_items_plenty).
+OPEN_ITEMS = OPEN_ITEMS_UP_TO.format(own="0")
 
 # The annotator's membership with its project, their unexpired lease on a sample not final (if
 # any), their submissions in all and today (their tally; %(today)s the local date), and their remaining
@@ -83,6 +85,9 @@ WHERE m.project_id = %(project)s AND m.user_id = %(user)s AND m.role = 'annotato
 """
 OWN_FINISHED_OPEN_ONCE = f"JOIN ({OWN_FINISHED_OPEN}) AS own (n) ON TRUE"
 REMAINING_FROM_OWN = f"(({OPEN_ITEMS_UP_TO.format(own='own.n')}) - own.n)"
+# With plenty of open items (at least %(plenty)s, counted lately), a lower bound of the remaining
+# ones without counting them: plenty less the annotator's finished open items.
+PLENTY_LESS_OWN = {"postgresql": "(%(plenty)s - own.n)", "sqlite": f"(%(plenty)s - ({OWN_FINISHED_OPEN}))"}
 
 # A lease needs no durable commit: lost in a database crash (the last ~0.6 s of asynchronous
 # commits), it is pulled again, and it would have expired anyway; the annotator's next submission
@@ -92,19 +97,21 @@ REMAINING_FROM_OWN = f"(({OPEN_ITEMS_UP_TO.format(own='own.n')}) - own.n)"
 LEASE_COMMIT_NOT_AWAITED = ", set_config('synchronous_commit', 'off', true) AS lease_commit"
 
 
-def membership_statement(*, in_submission: bool = False) -> str:
+def membership_statement(*, in_submission: bool = False, plenty: bool = False) -> str:
     """MEMBERSHIP, its row locked; on PostgreSQL the finished open items are counted once and the
     pull's commit is not awaited (above). ``in_submission``: the pull shares a submission's
-    transaction, whose commit must be awaited, and skips the row if another pull holds it."""
+    transaction, whose commit must be awaited, and skips the row if another pull holds it.
+    ``plenty``: the remaining items as PLENTY_LESS_OWN, not counted."""
     postgres = connection.vendor == "postgresql"
     if postgres:
         statement = MEMBERSHIP.format(
-            remaining=REMAINING_FROM_OWN,
+            remaining=PLENTY_LESS_OWN["postgresql"] if plenty else REMAINING_FROM_OWN,
             lease_commit="" if in_submission else LEASE_COMMIT_NOT_AWAITED,
             own_finished_open=OWN_FINISHED_OPEN_ONCE,
         )
     else:
-        statement = MEMBERSHIP.format(remaining=f"({REMAINING})", lease_commit="", own_finished_open="")
+        remaining = PLENTY_LESS_OWN["sqlite"] if plenty else f"({REMAINING})"
+        statement = MEMBERSHIP.format(remaining=remaining, lease_commit="", own_finished_open="")
     return lock(statement, "m", skip_locked=in_submission)
 
 

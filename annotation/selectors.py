@@ -2,7 +2,9 @@
 
 import functools
 import statistics
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -251,6 +253,42 @@ def _labelling_view(
 # Counting the remaining items is the costliest part of a pull (a scan of the open queue): it
 # stops past a thousand ("1000+"), which keeps it to about a millisecond.
 REMAINING_COUNTED_UP_TO = 1_000
+
+# While a project has plenty of open items, more than three times the bound shown (counted up to
+# that at most once a second per process), a pull shows "1000+" without counting them: for that
+# to be wrong, over two thousand items would have to be done within the second; nearer the end of
+# the queue every pull counts.
+OPEN_ITEMS_RECOUNT_SECONDS = 1.0
+open_items_clock: Callable[[], float] = time.monotonic
+_open_items_counted: dict[int, tuple[bool, float]] = {}  # project id → (plenty open, good until)
+_open_items_lock = threading.Lock()
+
+
+def open_items_plenty_bound() -> int:
+    return 3 * REMAINING_COUNTED_UP_TO + 1
+
+
+def open_items_plenty(project_id: int) -> bool:
+    """Whether the project had at least open_items_plenty_bound() open items, counted at most
+    OPEN_ITEMS_RECOUNT_SECONDS ago in this process (counted again now if longer)."""
+    now = open_items_clock()
+    with _open_items_lock:
+        known = _open_items_counted.get(project_id)
+    if known is not None and now < known[1]:
+        return known[0]
+    bound = open_items_plenty_bound()
+    with connection.cursor() as cursor:
+        cursor.execute(hot_path.OPEN_ITEMS, {"project": project_id, "bound": bound, "false": False})
+        plenty = cursor.fetchone()[0] >= bound
+    with _open_items_lock:
+        _open_items_counted[project_id] = (plenty, now + OPEN_ITEMS_RECOUNT_SECONDS)
+    return plenty
+
+
+def forget_open_items() -> None:
+    """Empties the counts open_items_plenty keeps (tests, whose projects come and go)."""
+    with _open_items_lock:
+        _open_items_counted.clear()
 
 
 def annotator_progress(

@@ -71,13 +71,14 @@ def admin_client(client, django_user_model):
 
 
 @pytest.fixture(autouse=True)
-def forget_taxonomy_facts():
-    """The labelling path caches a frozen taxonomy's categories per process, by id; rolled-back
-    tests reuse ids for other taxonomies, so the cache is emptied after each test."""
+def forget_labelling_caches():
+    """The labelling path caches a frozen taxonomy's categories per process, by id, and whether a
+    project has plenty of open items; rolled-back tests reuse ids, so both are emptied after each test."""
     yield
-    from annotation.selectors import _frozen_taxonomy_facts
+    from annotation.selectors import _frozen_taxonomy_facts, forget_open_items
 
     _frozen_taxonomy_facts.cache_clear()
+    forget_open_items()
 
 
 @pytest.fixture(autouse=True)

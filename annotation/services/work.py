@@ -27,7 +27,7 @@ from ..models import (
     Sample,
 )
 from ..permissions import require_admin
-from ..selectors import hazard_codes, remaining_bound
+from ..selectors import hazard_codes, open_items_plenty, open_items_plenty_bound, remaining_bound
 from .adjudication import Vote, finalize_sample, open_review, votes_seen
 
 
@@ -150,17 +150,20 @@ class _PullWouldWait(Exception):
 def _membership_for_pull(user, project_id: int, now, *, in_submission: bool = False) -> Membership:
     """The annotator's membership, locked (one person's pulls, e.g. two tabs, take turns; no one
     else's), with its project, the id of the annotator's unexpired lease if any, their counts of
-    submitted items and of remaining ones: one statement. ``in_submission``: not waiting for the
-    lock (_PullWouldWait instead)."""
+    submitted items and of remaining ones: one statement (and, once a second, the project's open
+    items counted: selectors.open_items_plenty). ``in_submission``: not waiting for the lock
+    (_PullWouldWait instead)."""
+    plenty = open_items_plenty(project_id)
     params = {
         "project": project_id,
         "user": user.pk,
         "now": sql.when(now),
         "today": sql.day(timezone.localdate(now)),
         "bound": remaining_bound(),
+        "plenty": open_items_plenty_bound(),
         "false": False,
     }
-    row = sql.fetch_one(sql.membership_statement(in_submission=in_submission), params)
+    row = sql.fetch_one(sql.membership_statement(in_submission=in_submission, plenty=plenty), params)
     if row is None and in_submission:
         raise _PullWouldWait
     if row is None:
@@ -177,6 +180,8 @@ def _membership_for_pull(user, project_id: int, now, *, in_submission: bool = Fa
         break_reminder_minutes=reminder,
     )
     membership.current_lease, membership.submitted, membership.submitted_today, membership.remaining = row[11:15]
+    if plenty and membership.remaining < params["bound"]:  # the annotator finished many open items: count
+        membership.remaining = sql.fetch_one(sql.REMAINING, params)[0]
     return membership
 
 

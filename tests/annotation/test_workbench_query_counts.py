@@ -17,6 +17,7 @@ from django.urls import resolve
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from annotation import selectors
 from annotation.selectors import taxonomy_choices
 from annotation.services import add_member, create_assignment_batch, import_samples
 
@@ -37,11 +38,15 @@ def most(statements: int = 0, *, submit: bool = False) -> int:
 
 
 @pytest.fixture
-def clients(project, django_user_model, shared_data):
+def clients(project, django_user_model, shared_data, monkeypatch):
     boss = django_user_model.objects.create_user("boss", is_staff=True)
     import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
     create_assignment_batch(project, by=boss, name="b", limit=6)
     taxonomy_choices(project)  # read once per process (a project's taxonomy is frozen), as a server has
+    # The project's open items are counted once a second per process (selectors.open_items_plenty),
+    # as a server has just done; the clock stands still, so that they are not counted again.
+    monkeypatch.setattr(selectors, "open_items_clock", lambda: 1000.0)
+    selectors.open_items_plenty(project.pk)
     clients = []
     for i, opted_out in enumerate([[], [], ["S7"]]):
         user = django_user_model.objects.create_user(f"annotator{i}")
