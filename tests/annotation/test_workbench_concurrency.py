@@ -3,6 +3,7 @@
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from django.db import connection, transaction
@@ -100,39 +101,11 @@ def test_a_pull_waits_for_an_open_item_that_another_transaction_holds(django_use
     person = django_user_model.objects.create_user("late")
     add_member(project, by=boss, username="late", role="annotator")
     (item,) = QueueItem.objects.all()
-    locked, release = threading.Event(), threading.Event()
-    pulled: list = []
-
-    def hold_the_item() -> None:
-        try:
-            with transaction.atomic():
-                QueueItem.objects.select_for_update().get(pk=item.pk)
-                locked.set()
-                release.wait(60)
-        finally:
-            connection.close()
-
-    def pull() -> None:
-        try:
-            pulled.append(pull_next_item(person, project.pk))
-        except BaseException as error:  # surfaced below
-            pulled.append(error)
-        finally:
-            connection.close()
-
-    holder, puller = threading.Thread(target=hold_the_item), threading.Thread(target=pull)
-    holder.start()
-    assert locked.wait(60)
-    puller.start()
-    for _ in range(600):  # until the pull waits on the lock (or, as before, gave up at once)
-        if not puller.is_alive() or waiting_on_a_lock():
-            break
-        time.sleep(0.05)
-    release.set()
-    holder.join(60)
-    puller.join(60)
-    assert len(pulled) == 1 and isinstance(pulled[0], Pull), pulled
-    assert pulled[0].assignment.item_id == item.pk
+    pulled, _ = run_while_held(
+        lambda: QueueItem.objects.select_for_update().get(pk=item.pk), lambda: pull_next_item(person, project.pk)
+    )
+    assert isinstance(pulled, Pull), pulled
+    assert pulled.assignment.item_id == item.pk
 
 
 @pytest.mark.postgres
@@ -152,40 +125,11 @@ def test_the_last_vote_counts_one_committed_while_it_waited(django_user_model, s
         add_member(project, by=boss, username=person.username, role="annotator")
     leases = [next_assignment(person, project) for person in (first, second)]
     assert leases[0].sample_id == leases[1].sample_id
-    counted, release = threading.Event(), threading.Event()
-    errors: list = []
-
-    def first_vote() -> None:
-        try:
-            with transaction.atomic():
-                submit_annotation(leases[0].pk, first, prompt_label="unsafe", categories=["S1"])
-                counted.set()
-                release.wait(60)
-        except BaseException as error:  # surfaced below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    def second_vote() -> None:
-        try:
-            submit_annotation(leases[1].pk, second, prompt_label="safe", categories=[])
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    holder, latecomer = threading.Thread(target=first_vote), threading.Thread(target=second_vote)
-    holder.start()
-    assert counted.wait(60)
-    latecomer.start()
-    for _ in range(600):  # until the second submission waits on the first's count
-        if not latecomer.is_alive() or waiting_on_a_lock():
-            break
-        time.sleep(0.05)
-    release.set()
-    holder.join(60)
-    latecomer.join(60)
-    assert errors == []
+    second_vote, _ = run_while_held(
+        lambda: submit_annotation(leases[0].pk, first, prompt_label="unsafe", categories=["S1"]),
+        lambda: submit_annotation(leases[1].pk, second, prompt_label="safe", categories=[]),
+    )
+    assert not isinstance(second_vote, BaseException), second_vote
     assert QueueItem.objects.get().submitted_count == 2
     final = FinalLabel.objects.filter(sample_id=leases[0].sample_id).first()
     assert final is None or final.prompt_label_source not in FINAL_LABEL_SOURCES, final.__dict__
@@ -208,45 +152,66 @@ def test_a_submission_commits_before_its_pull_waits(django_user_model, shared_da
     add_member(project, by=boss, username="tabs", role="annotator")
     lease = next_assignment(person, project)
     (last,) = QueueItem.objects.exclude(pk=lease.item_id)
-    locked, release = threading.Event(), threading.Event()
-    answers: list = []
 
     def hold() -> None:
+        if held == "membership":
+            Membership.objects.select_for_update().get(project=project, user=person)
+        else:
+            QueueItem.objects.select_for_update().get(pk=last.pk)
+
+    answer, stored_while_waiting = run_while_held(
+        hold,
+        lambda: submit_and_pull_next(lease.pk, person, prompt_label="safe", categories=[]),
+        while_waiting=lambda: Annotation.objects.filter(sample_id=lease.sample_id, annotator=person).exists(),
+    )
+    assert stored_while_waiting
+    assert isinstance(answer, tuple), answer
+    _, pulled = answer
+    assert isinstance(pulled, Pull) and pulled.assignment.item_id == last.pk, pulled
+
+
+def run_while_held(hold: Callable[[], object], act: Callable[[], object], *, while_waiting=lambda: None):
+    """Runs ``hold`` in a transaction of its own thread, then ``act`` in another thread; once
+    ``act`` waits on a lock (or has ended), calls ``while_waiting`` here, then lets the holding
+    transaction commit. Returns what ``act`` returned (or raised) and what ``while_waiting`` did."""
+    locked, release = threading.Event(), threading.Event()
+    acted: list = []
+    failed: list[BaseException] = []
+
+    def holder() -> None:
         try:
             with transaction.atomic():
-                if held == "membership":
-                    Membership.objects.select_for_update().get(project=project, user=person)
-                else:
-                    QueueItem.objects.select_for_update().get(pk=last.pk)
+                hold()
                 locked.set()
                 release.wait(60)
-        finally:
-            connection.close()
-
-    def submit() -> None:
-        try:
-            answers.append(submit_and_pull_next(lease.pk, person, prompt_label="safe", categories=[]))
         except BaseException as error:  # surfaced below
-            answers.append(error)
+            failed.append(error)
+            locked.set()
         finally:
             connection.close()
 
-    holder, submitter = threading.Thread(target=hold), threading.Thread(target=submit)
-    holder.start()
-    assert locked.wait(60)
-    submitter.start()
-    for _ in range(600):  # until the pull waits on the lock
-        if not submitter.is_alive() or waiting_on_a_lock():
+    def actor() -> None:
+        try:
+            acted.append(act())
+        except BaseException as error:  # returned
+            acted.append(error)
+        finally:
+            connection.close()
+
+    holding, acting = threading.Thread(target=holder), threading.Thread(target=actor)
+    holding.start()
+    assert locked.wait(60) and not failed, failed
+    acting.start()
+    for _ in range(600):  # until ``act`` waits on the lock (or has ended)
+        if not acting.is_alive() or waiting_on_a_lock():
             break
         time.sleep(0.05)
-    stored_while_waiting = Annotation.objects.filter(sample_id=lease.sample_id, annotator=person).exists()
+    seen = while_waiting()
     release.set()
-    holder.join(60)
-    submitter.join(60)
-    assert stored_while_waiting
-    assert len(answers) == 1 and isinstance(answers[0], tuple), answers
-    submission, pulled = answers[0]
-    assert isinstance(pulled, Pull) and pulled.assignment.item_id == last.pk, pulled
+    holding.join(60)
+    acting.join(60)
+    assert not failed and len(acted) == 1, (failed, acted)
+    return acted[0], seen
 
 
 def waiting_on_a_lock() -> bool:
