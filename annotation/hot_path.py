@@ -117,9 +117,9 @@ def membership_statement(*, in_submission: bool = False, plenty: bool = False) -
 
 # The first item in queue order (batch, priority, id) this annotator may take: in an active
 # batch, not done, sample not final, fewer than k places held, not had by this annotator (their
-# own expired lease excepted); with what the labelling page shows of its sample. Written so that
-# both databases walk the queue_item_next index (batch, done, -priority, id) in order and stop at
-# the first match, instead of sorting the queue.
+# own expired lease excepted, unless {own_expired} is empty); with what the labelling page shows
+# of its sample. Written so that both databases walk the queue_item_next index (batch, done,
+# -priority, id) in order and stop at the first match, instead of sorting the queue.
 CANDIDATE = f"""
 SELECT q.id, q.sample_id, b.annotations_per_sample, s.uid, s.turns, s.response, f.categories,
     EXISTS (SELECT 1 FROM annotation_annotation i
@@ -132,14 +132,14 @@ WHERE b.project_id = %(project)s AND b.active AND q.done = %(false)s AND {NOT_FI
   AND (SELECT COUNT(*) FROM annotation_assignment a WHERE a.item_id = q.id AND {HOLDS_SLOT}) < b.annotations_per_sample
   AND NOT EXISTS (
       SELECT 1 FROM annotation_assignment a
-      WHERE a.item_id = q.id AND a.annotator_id = %(user)s
-        AND NOT (a.status = '{LEASED}' AND a.lease_expires_at <= %(now)s)
+      WHERE a.item_id = q.id AND a.annotator_id = %(user)s {{own_expired}}
   )
   {{opted_out}}
   {{tried}}
 ORDER BY b.id, q.priority DESC, q.id
 LIMIT 1
 """
+OWN_EXPIRED_LEASE_TAKEN_AGAIN = f"AND NOT (a.status = '{LEASED}' AND a.lease_expires_at <= %(now)s)"
 OPTED_OUT = (
     "AND NOT EXISTS (SELECT 1 FROM annotation_samplecategory c WHERE c.sample_id = q.sample_id AND c.code IN ({}))"
 )

@@ -232,7 +232,10 @@ def _pull(user, project_id: int, *, in_submission: bool = False) -> Pull:
     tried: list[int] = []
     for _ in range(MOST_TRIES):
         skip = "AND q.id NOT IN ({})".format(", ".join(str(int(pk)) for pk in tried)) if tried else ""
-        candidate = sql.CANDIDATE.format(opted_out=opted_out, tried=skip)
+        # Within a submission's transaction, not the annotator's own expired lease: renewing its row
+        # could wait for another of their tabs submitting it.
+        own_expired = "" if in_submission else sql.OWN_EXPIRED_LEASE_TAKEN_AGAIN
+        candidate = sql.CANDIDATE.format(opted_out=opted_out, tried=skip, own_expired=own_expired)
         row = sql.fetch_one(sql.lock(candidate, "q", skip_locked=True), params)
         if row is None and connection.features.has_select_for_update:
             # The open items left may only be locked for a moment by others' pulls and submissions:
@@ -408,7 +411,8 @@ def _write_submission(
     target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None
 ) -> tuple[Annotation, int | None, list[Vote] | None]:
     """Writes the label (new or revised), its audit entry and the categories it names; on a first
-    submission also marks the assignment submitted and counts it on its item (done once k are in).
+    submission also marks the assignment submitted and counts it on its item (done once k are in)
+    and on the annotator's tally.
     Returns the label, the item's count of submissions (None on a revision) and, with the k-th
     submission, the sample's votes if the statement saw every submission (else None: read them
     again). One statement on PostgreSQL, one per write on SQLite."""
@@ -468,10 +472,11 @@ def submit_and_pull_next(assignment_id: int, user, **label) -> tuple[Submission,
     transaction where the pull need not wait for anyone; else the pull runs on its own once the
     label is committed. Either way the label is stored whatever the pull finds.
 
-    The submission's locks (its item, assignment and final label) are then held through the pull:
-    others' pulls pass over that item for that moment, as they pass over any item being pulled,
-    and wait for it only when no other is left. The pull takes no lock it would have to wait for,
-    so it adds no wait that could close a cycle with them.
+    The submission's locks (its item, assignment, tally and final label) are then held through the
+    pull: others' pulls pass over that item for that moment, as they pass over any item being
+    pulled, and wait for it only when no other is left. The pull takes no lock it would have to
+    wait for (membership and items SKIP LOCKED; not the annotator's own expired lease, whose row
+    another of their tabs may hold), so it adds no wait that could close a cycle with them.
     """
     with transaction.atomic():
         submission = _submit(assignment_id, user, **label)

@@ -4,9 +4,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotation.labels import FINAL_LABEL_SOURCES
@@ -168,6 +170,39 @@ def test_a_submission_commits_before_its_pull_waits(django_user_model, shared_da
     assert isinstance(answer, tuple), answer
     _, pulled = answer
     assert isinstance(pulled, Pull) and pulled.assignment.item_id == last.pk, pulled
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_pull_within_a_submission_leaves_the_annotators_expired_lease(django_user_model, shared_data):
+    """The annotator's expired lease on the first open item, its row held by another of their tabs
+    (submitting it late): the pull within a submission's transaction takes the next item rather
+    than wait to renew that lease while holding the submission's locks."""
+    boss = django_user_model.objects.create_user("boss", is_staff=True)
+    project = create_project(name="Tabs", slug="tabs")
+    project.annotations_per_sample = 1
+    project.save()
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    create_assignment_batch(project, by=boss, name="b", limit=3)
+    person = django_user_model.objects.create_user("tabs")
+    add_member(project, by=boss, username="tabs", role="annotator")
+    first, second, third = QueueItem.objects.order_by("pk")
+    expired = next_assignment(person, project)
+    assert expired.item_id == first.pk
+    Assignment.objects.filter(pk=expired.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=1))
+    QueueItem.objects.filter(pk=second.pk).update(priority=1)  # the next pull takes the second item
+    lease = next_assignment(person, project)
+    assert lease.item_id == second.pk
+    QueueItem.objects.filter(pk=second.pk).update(priority=0)  # the first one is first again
+
+    answer, waited = run_while_held(
+        lambda: Assignment.objects.select_for_update().get(pk=expired.pk),
+        lambda: submit_and_pull_next(lease.pk, person, prompt_label="safe", categories=[]),
+        while_waiting=waiting_on_a_lock,
+    )
+    assert not waited
+    assert isinstance(answer, tuple), answer
+    assert answer[1].assignment.item_id == third.pk
 
 
 def run_while_held(hold: Callable[[], object], act: Callable[[], object], *, while_waiting=lambda: None):
