@@ -248,8 +248,8 @@ WHERE id IN (SELECT id FROM annotation_assignment
 
 # Deciding a sample's final label once its k annotations are in: whether a human or reviewer
 # decided it already, with the annotators' labels (imported ones aside), in one statement; then
-# the final label written as one upsert. It replaces an imported or a jury's final label, never
-# one a human or reviewer decided (checked on the row as it is when written, so a reviewer's
+# the final label written as one upsert. It replaces an imported or a jury's final label (its
+# refusal label stays), never one a human or reviewer decided (checked on the row as it is when written, so a reviewer's
 # decision committed meanwhile stands); it returns a row only when it wrote.
 FINAL_SOURCE_AND_VOTES = """
 SELECT f.prompt_label_source, a.id, a.prompt_label, a.response_label, a.categories

@@ -64,7 +64,6 @@ def open_review(sample: Sample | int, reason: str) -> ReviewItem:
     return item
 
 
-@transaction.atomic(savepoint=False)  # inside a submission: its failure undoes the submission too
 def votes_seen(rows: list[list] | None, own: Vote, *, own_is_new: bool) -> list[Vote]:
     """The sample's votes from a submission's statement (hot_path.VOTES_SEEN), the caller's as it
     just wrote them."""
@@ -72,6 +71,7 @@ def votes_seen(rows: list[list] | None, own: Vote, *, own_is_new: bool) -> list[
     return [*votes, own] if own_is_new else votes
 
 
+@transaction.atomic(savepoint=False)  # inside a submission: its failure undoes the submission too
 def finalize_sample(
     sample_id: int, *, project: Project, has_response: bool, votes: list[Vote] | None = None
 ) -> FinalLabel | ReviewItem | None:
