@@ -2,7 +2,6 @@
 
 import functools
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -13,6 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from core.remembered import Remembered
 from taxonomy.models import Category
 
 from . import hot_path
@@ -260,8 +260,7 @@ REMAINING_COUNTED_UP_TO = 1_000
 # the queue every pull counts.
 OPEN_ITEMS_RECOUNT_SECONDS = 1.0
 open_items_clock: Callable[[], float] = time.monotonic
-_open_items_counted: dict[int, tuple[bool, float]] = {}  # project id → (plenty open, good until)
-_open_items_lock = threading.Lock()
+_plenty_open_items: Remembered[bool] = Remembered(OPEN_ITEMS_RECOUNT_SECONDS)
 
 
 def open_items_plenty_bound() -> int:
@@ -271,24 +270,14 @@ def open_items_plenty_bound() -> int:
 def open_items_plenty(project_id: int) -> bool:
     """Whether the project had at least open_items_plenty_bound() open items, counted at most
     OPEN_ITEMS_RECOUNT_SECONDS ago in this process (counted again now if longer)."""
-    now = open_items_clock()
-    with _open_items_lock:
-        known = _open_items_counted.get(project_id)
-    if known is not None and now < known[1]:
-        return known[0]
-    bound = open_items_plenty_bound()
-    with connection.cursor() as cursor:
-        cursor.execute(hot_path.OPEN_ITEMS, {"project": project_id, "bound": bound, "false": False})
-        plenty = cursor.fetchone()[0] >= bound
-    with _open_items_lock:
-        _open_items_counted[project_id] = (plenty, now + OPEN_ITEMS_RECOUNT_SECONDS)
-    return plenty
 
+    def count() -> bool:
+        bound = open_items_plenty_bound()
+        with connection.cursor() as cursor:
+            cursor.execute(hot_path.OPEN_ITEMS, {"project": project_id, "bound": bound, "false": False})
+            return cursor.fetchone()[0] >= bound
 
-def forget_open_items() -> None:
-    """Empties the counts open_items_plenty keeps (tests, whose projects come and go)."""
-    with _open_items_lock:
-        _open_items_counted.clear()
+    return _plenty_open_items.get(project_id, count, now=open_items_clock())
 
 
 def annotator_progress(

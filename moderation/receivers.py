@@ -1,11 +1,12 @@
 """Annotation's final labels become feedback for the project's ensembles (a Celery task)."""
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from django.db import connection
+
+from core.remembered import Remembered
 
 from .models import Ensemble
 from .tasks import feedback_from_final_label_task
@@ -18,9 +19,7 @@ logger = logging.getLogger(__name__)
 # at most this long, and only by samples that ensemble judged and annotators decided in that
 # window; `manage.py moderation_feedback` feeds those too.
 ENSEMBLE_LOOKUP_SECONDS = 2.0
-
-_known_projects: dict[int, tuple[bool, float]] = {}  # project id → (has an ensemble, good until)
-_known_lock = threading.Lock()
+_projects_with_ensembles: Remembered[bool] = Remembered(ENSEMBLE_LOOKUP_SECONDS)
 
 
 def queue_final_label_feedback(sender, sample_id: int, project_id: int, **kwargs) -> None:
@@ -37,20 +36,15 @@ def queue_final_label_feedback(sender, sample_id: int, project_id: int, **kwargs
 
 def has_ensemble(project_id: int, *, clock: Callable[[], float] = time.monotonic) -> bool:
     """Whether the project has an ensemble, as read at most ENSEMBLE_LOOKUP_SECONDS ago."""
-    now = clock()
-    with _known_lock:
-        known = _known_projects.get(project_id)
-    if known is not None and now < known[1]:
-        return known[0]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {Ensemble._meta.db_table} WHERE project_id = %s LIMIT 1", [project_id])
-        found = cursor.fetchone() is not None
-    with _known_lock:
-        _known_projects[project_id] = (found, now + ENSEMBLE_LOOKUP_SECONDS)
-    return found
+
+    def lookup() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {Ensemble._meta.db_table} WHERE project_id = %s LIMIT 1", [project_id])
+            return cursor.fetchone() is not None
+
+    return _projects_with_ensembles.get(project_id, lookup, now=clock())
 
 
 def forget_known_ensembles(**kwargs) -> None:
     """Empties the lookups (an ensemble was saved or deleted in this process)."""
-    with _known_lock:
-        _known_projects.clear()
+    _projects_with_ensembles.forget()

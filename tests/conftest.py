@@ -71,24 +71,16 @@ def admin_client(client, django_user_model):
 
 
 @pytest.fixture(autouse=True)
-def forget_labelling_caches():
-    """The labelling path caches a frozen taxonomy's categories per process, by id, and whether a
-    project has plenty of open items; rolled-back tests reuse ids, so both are emptied after each test."""
+def forget_process_caches():
+    """The labelling path caches a frozen taxonomy's categories per process, by id, and answers
+    kept for a few seconds (core.remembered: long queues, projects with ensembles); rolled-back
+    tests reuse ids and remove rows without telling them, so all are emptied after each test."""
     yield
-    from annotation.selectors import _frozen_taxonomy_facts, forget_open_items
+    from annotation.selectors import _frozen_taxonomy_facts
+    from core.remembered import forget_everything_remembered
 
     _frozen_taxonomy_facts.cache_clear()
-    forget_open_items()
-
-
-@pytest.fixture(autouse=True)
-def forget_known_ensembles():
-    """Moderation remembers for a moment which projects have an ensemble; rolled-back tests remove
-    ensembles without telling it, so the lookups are emptied after each test."""
-    yield
-    from moderation.receivers import forget_known_ensembles
-
-    forget_known_ensembles()
+    forget_everything_remembered()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -84,13 +84,12 @@ def finalize_sample(
         final_source, votes = _final_source_and_votes(sample_id)
         if final_source in FINAL_LABEL_SOURCES:
             return None
-    annotations = votes
-    if not annotations:
+    if not votes:
         return None
-    prompt, prompt_share = majority([a.prompt_label for a in annotations if a.prompt_label])
+    prompt, prompt_share = majority([a.prompt_label for a in votes if a.prompt_label])
     response, response_share = None, 1.0
     if has_response:
-        response, response_share = majority([a.response_label for a in annotations if a.response_label])
+        response, response_share = majority([a.response_label for a in votes if a.response_label])
     threshold = project.review_below_agreement
     if prompt is None or (has_response and response is None):
         return open_review(sample_id, "no majority label")
@@ -104,7 +103,7 @@ def finalize_sample(
         prompt_label_source=LabelSource.HUMAN,
         response_label=response,
         response_label_source=LabelSource.HUMAN if response else None,
-        categories=majority_categories(annotations) if unsafe else [],
+        categories=majority_categories(votes) if unsafe else [],
         updated_at=now,
     )
     params = {
