@@ -53,17 +53,27 @@ def submit_then_next(person, project, submitted: Counter) -> None:
     assert view["no_work"] == "no items left in your queue", view
 
 
+def queued_project(users, shared_data, slug: str, *, items: int, annotators: int = 1, k: int | None = None):
+    """A project with ``items`` XSTest prompts queued (k from the project unless given) and its
+    annotators a0, a1, …; returns (project, annotators)."""
+    boss = users.objects.create_user("boss", is_staff=True)
+    project = create_project(name=slug.title(), slug=slug)
+    if k is not None:
+        project.annotations_per_sample = k
+        project.save()
+    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
+    create_assignment_batch(project, by=boss, name="b", limit=items)
+    people = [users.objects.create_user(f"a{i}") for i in range(annotators)]
+    for person in people:
+        add_member(project, by=boss, username=person.username, role="annotator")
+    return project, people
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("loop", [next_then_submit, submit_then_next])
 def test_twelve_annotators_at_once(django_user_model, shared_data, loop):
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    project = create_project(name="Load", slug="load")
-    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
-    create_assignment_batch(project, by=boss, name="b", limit=20)
-    people = [django_user_model.objects.create_user(f"a{i}") for i in range(12)]
-    for person in people:
-        add_member(project, by=boss, username=person.username, role="annotator")
+    project, people = queued_project(django_user_model, shared_data, "load", items=20, annotators=12)
     submitted: Counter = Counter()
     errors: list[BaseException] = []
 
@@ -96,12 +106,7 @@ def test_twelve_annotators_at_once(django_user_model, shared_data, loop):
 def test_a_pull_waits_for_an_open_item_that_another_transaction_holds(django_user_model, shared_data):
     """The last open item, locked for a moment by someone else's pull or submission, is waited
     for: a pull that passed over it (SKIP LOCKED) used to answer "no items left"."""
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    project = create_project(name="Tail", slug="tail")
-    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
-    create_assignment_batch(project, by=boss, name="b", limit=1)
-    person = django_user_model.objects.create_user("late")
-    add_member(project, by=boss, username="late", role="annotator")
+    project, (person,) = queued_project(django_user_model, shared_data, "tail", items=1)
     (item,) = QueueItem.objects.all()
     pulled, _ = run_while_held(
         lambda: QueueItem.objects.select_for_update().get(pk=item.pk), lambda: pull_next_item(person, project.pk)
@@ -116,15 +121,7 @@ def test_the_last_vote_counts_one_committed_while_it_waited(django_user_model, s
     """Two annotators submit an item's two votes (k = 2) at once: the second waits for the first's
     count. Its statement's snapshot, taken before that wait, lacks the first vote, so the final
     label must be decided on the votes read again: one says unsafe, the other safe, no majority."""
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    project = create_project(name="Votes", slug="votes")
-    project.annotations_per_sample = 2
-    project.save()
-    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
-    create_assignment_batch(project, by=boss, name="b", limit=1)
-    first, second = (django_user_model.objects.create_user(name) for name in ("first", "second"))
-    for person in (first, second):
-        add_member(project, by=boss, username=person.username, role="annotator")
+    project, (first, second) = queued_project(django_user_model, shared_data, "votes", items=1, annotators=2, k=2)
     leases = [next_assignment(person, project) for person in (first, second)]
     assert leases[0].sample_id == leases[1].sample_id
     second_vote, _ = run_while_held(
@@ -146,12 +143,7 @@ def test_a_submission_commits_before_its_pull_waits(django_user_model, shared_da
     the annotator's membership held by another of their pulls, or the last open item held by
     someone else, the label is committed first (seen from another connection while the pull
     waits), then the pull waits and gets its item."""
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    project = create_project(name="Wait", slug="wait")
-    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
-    create_assignment_batch(project, by=boss, name="b", limit=2)
-    person = django_user_model.objects.create_user("tabs")
-    add_member(project, by=boss, username="tabs", role="annotator")
+    project, (person,) = queued_project(django_user_model, shared_data, "wait", items=2)
     lease = next_assignment(person, project)
     (last,) = QueueItem.objects.exclude(pk=lease.item_id)
 
@@ -178,14 +170,7 @@ def test_the_pull_within_a_submission_leaves_the_annotators_expired_lease(django
     """The annotator's expired lease on the first open item, its row held by another of their tabs
     (submitting it late): the pull within a submission's transaction takes the next item rather
     than wait to renew that lease while holding the submission's locks."""
-    boss = django_user_model.objects.create_user("boss", is_staff=True)
-    project = create_project(name="Tabs", slug="tabs")
-    project.annotations_per_sample = 1
-    project.save()
-    import_samples(project, shared_data / "xstest/xstest_prompts.csv", adapter="xstest_prompts")
-    create_assignment_batch(project, by=boss, name="b", limit=3)
-    person = django_user_model.objects.create_user("tabs")
-    add_member(project, by=boss, username="tabs", role="annotator")
+    project, (person,) = queued_project(django_user_model, shared_data, "tabs", items=3, k=1)
     first, second, third = QueueItem.objects.order_by("pk")
     expired = next_assignment(person, project)
     assert expired.item_id == first.pk
