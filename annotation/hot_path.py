@@ -258,12 +258,11 @@ LEFT JOIN annotation_finallabel f ON f.sample_id = s.id
 LEFT JOIN annotation_annotation a ON a.sample_id = s.id AND a.import_batch_id IS NULL
 WHERE s.id = %(sample)s
 """
-UPSERT_FINAL_LABEL = f"""
+FINAL_LABEL_UPSERT = f"""
 INSERT INTO annotation_finallabel
     (sample_id, prompt_label, prompt_label_source, response_label, response_label_source, categories,
      decided_by_id, import_batch_id, updated_at)
-VALUES (%(sample)s, %(prompt_label)s, %(prompt_label_source)s, %(response_label)s, %(response_label_source)s,
-        %(categories)s, NULL, NULL, %(now)s)
+{{rows}}
 ON CONFLICT (sample_id) DO UPDATE SET
     prompt_label = excluded.prompt_label, prompt_label_source = excluded.prompt_label_source,
     response_label = excluded.response_label, response_label_source = excluded.response_label_source,
@@ -271,6 +270,20 @@ ON CONFLICT (sample_id) DO UPDATE SET
     WHERE {not_final("annotation_finallabel")}
 RETURNING 1
 """
+FINAL_LABEL_ROW = """%(sample)s, %(final_prompt_label)s, %(final_prompt_label_source)s, %(final_response_label)s,
+    %(final_response_label_source)s, %(final_categories)s, NULL, NULL, %(now)s"""
+UPSERT_FINAL_LABEL = FINAL_LABEL_UPSERT.format(rows=f"VALUES ({FINAL_LABEL_ROW})")
+
+# A submission that completes an item of k = 1: the final label its vote alone decides (computed
+# before the statement, adjudication.decide_final_label), written within the statement if the
+# item counts this one submission and the sample has no other annotator's label (imported ones
+# aside). Otherwise (another batch's label of the sample) the votes are read as with k > 1.
+SINGLE_VOTE_FINAL = FINAL_LABEL_UPSERT.format(
+    rows=f"""SELECT {FINAL_LABEL_ROW}
+WHERE (SELECT submitted_count FROM counted) = 1 AND NOT EXISTS (
+    SELECT 1 FROM annotation_annotation v
+    WHERE v.sample_id = %(sample)s AND v.import_batch_id IS NULL AND v.annotator_id <> %(user)s)"""
+)
 
 
 def category_rows(count: int) -> str:
@@ -297,11 +310,12 @@ CASE WHEN (SELECT submitted_count FROM counted) >= %(k)s THEN (
 """
 
 
-def submission_statement(*, new: bool, categories: int, count: bool) -> str:
+def submission_statement(*, new: bool, categories: int, count: bool, single_vote_final: bool = False) -> str:
     """PostgreSQL: the label, its audit entry, its categories and (``count``) the assignment marked
     submitted, counted on its item (its assignments told once it is done) and on the annotator's
-    tally, in one statement;
-    returns (annotation id, item's count, and with the k-th submission VOTES_SEEN)."""
+    tally, and (``single_vote_final``, with ``count``) SINGLE_VOTE_FINAL, in one statement;
+    returns (annotation id, item's count, and with the k-th submission VOTES_SEEN, whether
+    SINGLE_VOTE_FINAL wrote)."""
     parts = [
         f"saved AS ({INSERT_ANNOTATION if new else UPDATE_ANNOTATION})",
         f"revision AS ({INSERT_REVISION.format(annotation='id', source='FROM saved')})",
@@ -315,8 +329,11 @@ def submission_statement(*, new: bool, categories: int, count: bool) -> str:
             f"finished AS ({OTHERS_ITEM_DONE})",
             f"tallied AS ({TALLY_SUBMISSION})",
         ]
+    if single_vote_final:
+        parts.append(f"decided AS ({SINGLE_VOTE_FINAL})")
     counted = f"(SELECT submitted_count FROM counted), {VOTES_SEEN}" if count else "NULL, NULL, NULL"
-    return f"WITH {', '.join(parts)} SELECT (SELECT id FROM saved), {counted}"
+    decided = "(SELECT COUNT(*) FROM decided)" if single_vote_final else "0"
+    return f"WITH {', '.join(parts)} SELECT (SELECT id FROM saved), {counted}, {decided}"
 
 
 def lock(sql: str, table: str, *, skip_locked: bool = False) -> str:

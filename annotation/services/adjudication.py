@@ -71,6 +71,39 @@ def votes_seen(rows: list[list] | None, own: Vote, *, own_is_new: bool) -> list[
     return [*votes, own] if own_is_new else votes
 
 
+class FinalDecision(NamedTuple):
+    """The final label a sample's votes decide (its source: ``human``)."""
+
+    prompt_label: str
+    response_label: str | None
+    categories: list[str]
+
+    def params(self) -> dict:
+        """The final label's parameters of hot_path.FINAL_LABEL_ROW (sample and now aside)."""
+        return {
+            "final_prompt_label": self.prompt_label,
+            "final_prompt_label_source": LabelSource.HUMAN.value,
+            "final_response_label": self.response_label,
+            "final_response_label_source": LabelSource.HUMAN.value if self.response_label else None,
+            "final_categories": sql.json_param(self.categories),
+        }
+
+
+def decide_final_label(votes: list[Vote], *, has_response: bool, threshold: float) -> FinalDecision | str:
+    """The final label the votes decide: the majority, with the categories at least half of them
+    name if it is unsafe; or why a reviewer must decide (no majority, agreement below ``threshold``)."""
+    prompt, prompt_share = majority([a.prompt_label for a in votes if a.prompt_label])
+    response, response_share = None, 1.0
+    if has_response:
+        response, response_share = majority([a.response_label for a in votes if a.response_label])
+    if prompt is None or (has_response and response is None):
+        return "no majority label"
+    if min(prompt_share, response_share) < threshold:
+        return f"agreement {min(prompt_share, response_share):.2f} below {threshold:.2f}"
+    unsafe = SafetyLabel.UNSAFE in (prompt, response) or SafetyLabel.NEEDS_CAUTION in (prompt, response)
+    return FinalDecision(prompt, response, majority_categories(votes) if unsafe else [])
+
+
 @transaction.atomic(savepoint=False)  # inside a submission: its failure undoes the submission too
 def finalize_sample(
     sample_id: int, *, project: Project, has_response: bool, votes: list[Vote] | None = None
@@ -86,44 +119,28 @@ def finalize_sample(
             return None
     if not votes:
         return None
-    prompt, prompt_share = majority([a.prompt_label for a in votes if a.prompt_label])
-    response, response_share = None, 1.0
-    if has_response:
-        response, response_share = majority([a.response_label for a in votes if a.response_label])
-    threshold = project.review_below_agreement
-    if prompt is None or (has_response and response is None):
-        return open_review(sample_id, "no majority label")
-    if min(prompt_share, response_share) < threshold:
-        return open_review(sample_id, f"agreement {min(prompt_share, response_share):.2f} below {threshold:.2f}")
-    unsafe = SafetyLabel.UNSAFE in (prompt, response) or SafetyLabel.NEEDS_CAUTION in (prompt, response)
+    decision = decide_final_label(votes, has_response=has_response, threshold=project.review_below_agreement)
+    if isinstance(decision, str):
+        return open_review(sample_id, decision)
     now = timezone.now()
-    final = FinalLabel(
-        sample_id=sample_id,
-        prompt_label=prompt,
-        prompt_label_source=LabelSource.HUMAN,
-        response_label=response,
-        response_label_source=LabelSource.HUMAN if response else None,
-        categories=majority_categories(votes) if unsafe else [],
-        updated_at=now,
-    )
-    params = {
-        "sample": sample_id,
-        "prompt_label": prompt,
-        "prompt_label_source": LabelSource.HUMAN.value,
-        "response_label": response,
-        "response_label_source": LabelSource.HUMAN.value if response else None,
-        "categories": sql.json_param(final.categories),
-        "now": sql.when(now),
-    }
     with connection.cursor() as cursor:
-        cursor.execute(sql.UPSERT_FINAL_LABEL, params)
+        cursor.execute(sql.UPSERT_FINAL_LABEL, {"sample": sample_id, "now": sql.when(now), **decision.params()})
         if cursor.fetchone() is None:
             return None  # a reviewer decided it meanwhile
-    _announce(sample_id, project.pk)
-    return final
+    announce_final_label(sample_id, project.pk)
+    return FinalLabel(
+        sample_id=sample_id,
+        prompt_label=decision.prompt_label,
+        prompt_label_source=LabelSource.HUMAN,
+        response_label=decision.response_label,
+        response_label_source=LabelSource.HUMAN if decision.response_label else None,
+        categories=decision.categories,
+        updated_at=now,
+    )
 
 
-def _announce(sample_id: int, project_id: int) -> None:
+def announce_final_label(sample_id: int, project_id: int) -> None:
+    """Once the transaction commits, tells the final_label_decided signal's receivers (moderation)."""
     transaction.on_commit(
         lambda: final_label_decided.send(sender=FinalLabel, sample_id=sample_id, project_id=project_id), robust=True
     )
@@ -173,7 +190,7 @@ def adjudicate(
         resolved_at=timezone.now(), resolved_by=reviewer
     )
     QueueItem.objects.filter(sample=sample, done=False).update(done=True)  # final: never handed out again
-    _announce(sample.pk, project.pk)
+    announce_final_label(sample.pk, project.pk)
     return final
 
 

@@ -28,7 +28,15 @@ from ..models import (
 )
 from ..permissions import require_admin
 from ..selectors import hazard_codes, open_items_plenty, open_items_plenty_bound, remaining_bound
-from .adjudication import Vote, finalize_sample, open_review, votes_seen
+from .adjudication import (
+    FinalDecision,
+    Vote,
+    announce_final_label,
+    decide_final_label,
+    finalize_sample,
+    open_review,
+    votes_seen,
+)
 
 
 def lease_length() -> timedelta:
@@ -400,8 +408,10 @@ def _submit(
         "other_risks": other_risks.strip(),
         "comment": comment.strip(),
     }
-    annotation, submitted_count, votes = _write_submission(target, user, now, fields, time_spent_ms)
-    if submitted_count is not None and submitted_count >= target.k:
+    annotation, submitted_count, votes, decided = _write_submission(target, user, now, fields, time_spent_ms)
+    if decided:
+        announce_final_label(target.sample_id, target.project_id)
+    elif submitted_count is not None and submitted_count >= target.k:
         project = Project(pk=target.project_id, review_below_agreement=target.review_below_agreement)
         finalize_sample(target.sample_id, project=project, has_response=target.has_response, votes=votes)
     return Submission(annotation, target.project_id)
@@ -409,13 +419,15 @@ def _submit(
 
 def _write_submission(
     target: SubmitTarget, user, now, fields: dict, time_spent_ms: int | None
-) -> tuple[Annotation, int | None, list[Vote] | None]:
+) -> tuple[Annotation, int | None, list[Vote] | None, bool]:
     """Writes the label (new or revised), its audit entry and the categories it names; on a first
     submission also marks the assignment submitted and counts it on its item (done once k are in)
-    and on the annotator's tally.
-    Returns the label, the item's count of submissions (None on a revision) and, with the k-th
-    submission, the sample's votes if the statement saw every submission (else None: read them
-    again). One statement on PostgreSQL, one per write on SQLite."""
+    and on the annotator's tally; on PostgreSQL, where k = 1, also the final label this vote alone
+    decides if it is the sample's only one (hot_path.SINGLE_VOTE_FINAL).
+    Returns the label, the item's count of submissions (None on a revision), with the k-th
+    submission the sample's votes if the statement saw every submission (else None: read them
+    again), and whether the statement wrote the final label. One statement on PostgreSQL, one per
+    write on SQLite."""
     spent = target.own_time_spent_ms
     if time_spent_ms is not None:
         spent = (spent or 0) + max(0, int(time_spent_ms))
@@ -443,12 +455,19 @@ def _write_submission(
         "day": sql.day(timezone.localdate(now)),
         **{f"code{i}": code for i, code in enumerate(codes)},
     }
+    decided = False
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql.submission_statement(new=new, categories=len(codes), count=count), params)
-            annotation.pk, submitted_count, seen, rows = cursor.fetchone()
-            if seen is not None and seen + 1 == submitted_count:
-                own = Vote(fields["prompt_label"], fields["response_label"], codes)
+            own = Vote(fields["prompt_label"], fields["response_label"], codes)
+            single = _single_vote_decision(target, own) if count and new else None
+            if single is not None:
+                params.update(single.params())
+            statement = sql.submission_statement(
+                new=new, categories=len(codes), count=count, single_vote_final=single is not None
+            )
+            cursor.execute(statement, params)
+            annotation.pk, submitted_count, seen, rows, decided = cursor.fetchone()
+            if not decided and seen is not None and seen + 1 == submitted_count:
                 votes = votes_seen(sql.json_value(rows), own, own_is_new=new)
         else:
             cursor.execute(sql.INSERT_ANNOTATION if new else sql.UPDATE_ANNOTATION, params)
@@ -464,7 +483,15 @@ def _write_submission(
                 submitted_count, done = cursor.fetchone()
                 if done:
                     cursor.execute(sql.ITEM_DONE, params)
-    return annotation, submitted_count, votes
+    return annotation, submitted_count, votes, bool(decided)
+
+
+def _single_vote_decision(target: SubmitTarget, own: Vote) -> FinalDecision | None:
+    """Where k = 1, the final label the caller's vote decides on its own (None: a reviewer would)."""
+    if target.k != 1:
+        return None
+    decision = decide_final_label([own], has_response=target.has_response, threshold=target.review_below_agreement)
+    return None if isinstance(decision, str) else decision
 
 
 def submit_and_pull_next(assignment_id: int, user, **label) -> tuple[Submission, Pull | NoWork]:

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from rest_framework.test import APIClient
 
-from annotation.models import FinalLabel, Membership, ReviewItem
+from annotation.models import AssignmentBatch, FinalLabel, Membership, QueueItem, ReviewItem
 from annotation.services import (
     add_member,
     adjudicate,
@@ -16,6 +16,7 @@ from annotation.services import (
     submit_annotation,
 )
 from annotation.services.adjudication import Vote, finalize_sample
+from annotation.signals import final_label_decided
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +144,57 @@ def test_votes_decided_after_a_reviewer_do_not_replace_the_reviewers_label(proje
     assert finalize_sample(assignment.sample_id, project=project, has_response=True, votes=votes) is None
     final = FinalLabel.objects.get()
     assert (final.prompt_label, final.prompt_label_source) == ("safe", "adjudicated")
+
+
+@pytest.fixture
+def single_crew(project, crew):
+    """``crew`` with one annotation per sample (k = 1), queued anew."""
+    project.annotations_per_sample = 1
+    project.save()
+    AssignmentBatch.objects.filter(project=project).update(annotations_per_sample=1)
+    return crew
+
+
+def test_one_annotator_per_sample_decides_its_final_label_at_once(
+    project, single_crew, django_capture_on_commit_callbacks
+):
+    """Where k = 1 the submission decides the final label (on PostgreSQL within its own statement,
+    hot_path.SINGLE_VOTE_FINAL) and tells moderation once it commits, as with k > 1."""
+    people, _ = single_crew
+    decided = []
+
+    def heard(sender, sample_id, project_id, **kwargs):
+        decided.append((sample_id, project_id))
+
+    final_label_decided.connect(heard)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assignment = label(people[0], project, "unsafe", "needs_caution", ["S11", "S1"])
+    finally:
+        final_label_decided.disconnect(heard)
+    final = FinalLabel.objects.get()
+    assert (final.prompt_label, final.prompt_label_source) == ("unsafe", "human")
+    assert (final.response_label, final.response_label_source) == ("needs_caution", "human")
+    assert final.categories == ["S11", "S1"]
+    assert decided == [(assignment.sample_id, project.pk)]
+    assert not ReviewItem.objects.exists()
+
+
+def test_a_single_vote_beside_another_annotators_label_is_decided_by_both(project, single_crew):
+    """A sample queued in two batches of k = 1: the second label does not decide alone; the two
+    disagree, so a reviewer decides."""
+    people, reviewer = single_crew
+    project.review_below_agreement = 1.5  # the first vote alone cannot decide
+    project.save()
+    first = label(people[0], project, "unsafe", "safe", ["S1"])
+    assert not FinalLabel.objects.exists()
+    ReviewItem.objects.all().delete()
+    project.review_below_agreement = 0.5
+    project.save()
+    again = AssignmentBatch.objects.create(project=project, name="again", annotations_per_sample=1)
+    QueueItem.objects.create(batch=again, sample_id=first.sample_id)
+    second = label(people[1], project, "safe", "safe")
+    assert second.sample_id == first.sample_id
+    assert not FinalLabel.objects.exists()
+    (item,) = review_queue(project, reviewer)
+    assert item["reason"] == "no majority label" and len(item["annotations"]) == 2

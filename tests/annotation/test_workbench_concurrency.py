@@ -17,6 +17,7 @@ from annotation.services import (
     NoWork,
     Pull,
     add_member,
+    adjudicate,
     create_assignment_batch,
     create_project,
     import_samples,
@@ -133,6 +134,26 @@ def test_the_last_vote_counts_one_committed_while_it_waited(django_user_model, s
     final = FinalLabel.objects.filter(sample_id=leases[0].sample_id).first()
     assert final is None or final.prompt_label_source not in FINAL_LABEL_SOURCES, final.__dict__
     assert ReviewItem.objects.get(sample_id=leases[0].sample_id).reason == "no majority label"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_single_vote_does_not_replace_a_reviewers_label_committed_while_it_waited(django_user_model, shared_data):
+    """k = 1: a reviewer settles the sample while its one annotator submits. The submission read
+    the sample as not final; its statement's final label (hot_path.SINGLE_VOTE_FINAL) meets the
+    reviewer's once that commits, and keeps it; the label itself is stored."""
+    project, (person,) = queued_project(django_user_model, shared_data, "settled", items=1, k=1)
+    reviewer = django_user_model.objects.create_user("rita")
+    add_member(project, by=django_user_model.objects.get(username="boss"), username="rita", role="reviewer")
+    lease = next_assignment(person, project)
+    submitted, _ = run_while_held(
+        lambda: adjudicate(project, lease.sample_id, reviewer, prompt_label="safe"),
+        lambda: submit_annotation(lease.pk, person, prompt_label="unsafe", categories=["S1"]),
+    )
+    assert not isinstance(submitted, BaseException), submitted
+    final = FinalLabel.objects.get(sample_id=lease.sample_id)
+    assert (final.prompt_label, final.prompt_label_source, final.decided_by) == ("safe", "adjudicated", reviewer)
+    assert Annotation.objects.get(sample_id=lease.sample_id, annotator=person).prompt_label == "unsafe"
 
 
 @pytest.mark.postgres

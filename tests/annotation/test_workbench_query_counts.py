@@ -25,8 +25,9 @@ pytestmark = pytest.mark.django_db
 
 NEXT_STATEMENTS = 4
 SUBMIT_STATEMENTS = {"postgresql": 3, "sqlite": 8}
-# The final label (one upsert): on PostgreSQL the submission's statement read the votes too;
-# SQLite reads them, and whether the sample is final already, apart. After the commit, whether the
+# The final label (one upsert): on PostgreSQL the submission's statement read the votes too (and
+# where k = 1 wrote the final label itself: hot_path.SINGLE_VOTE_FINAL); SQLite reads them, and
+# whether the sample is final already, apart. After the commit, whether the
 # project has a moderation ensemble to learn from it (the hook runs in the request; looked up once
 # per 2 s per process, so only the first final label of a test pays it).
 FINALISING = {"postgresql": 2, "sqlite": 3}
@@ -117,6 +118,17 @@ def test_the_submission_that_completes_an_item_decides_its_label_in_a_few_more(p
         submit(client, view, {"prompt_label": "safe"}, most(submit=True), within)
     completing = FINALISING[connection.vendor] - 1  # the ensemble lookup made above still holds
     submit(clients[2], views[2], {"prompt_label": "safe"}, most(completing, submit=True), within)
+
+
+def test_where_k_is_one_the_submission_decides_the_final_label_in_its_own_statements(project, clients, within):
+    project.batches.update(annotations_per_sample=1)
+    single_vote = {"postgresql": 0, "sqlite": FINALISING["sqlite"]}[connection.vendor]
+    for client in clients[:2]:
+        view = pull(client, project, within)
+        ensemble_lookup = 1 if client is clients[0] else 0  # then kept for 2 s
+        submit(client, view, UNSAFE, most(single_vote + ensemble_lookup, submit=True), within)
+        final = client.get(f"/api/assignments/{view['assignment']['id']}/").json()
+        assert final["final"] is True
 
 
 def test_submit_then_next_costs_a_submit_and_a_pull_in_one_transaction(project, clients, within):
