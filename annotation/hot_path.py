@@ -119,11 +119,13 @@ def membership_statement(*, in_submission: bool = False, plenty: bool = False) -
 # batch, not done, sample not final, fewer than k places held, not had by this annotator (their
 # own expired lease excepted, unless {own_expired} is empty); with what the labelling page shows
 # of its sample. Written so that both databases walk the queue_item_next index (batch, done,
-# -priority, id) in order and stop at the first match, instead of sorting the queue.
+# -priority, id) in order and stop at the first match, instead of sorting the queue; whether the
+# sample has imported labels is a scalar subquery, looked up (annotation_imported_sample) for the
+# item found: as an EXISTS, PostgreSQL may hash the whole label table first, on every pull.
 CANDIDATE = f"""
 SELECT q.id, q.sample_id, b.annotations_per_sample, s.uid, s.turns, s.response, f.categories,
-    EXISTS (SELECT 1 FROM annotation_annotation i
-            WHERE i.sample_id = q.sample_id AND i.import_batch_id IS NOT NULL) AS imported
+    COALESCE((SELECT TRUE FROM annotation_annotation i
+              WHERE i.sample_id = q.sample_id AND i.import_batch_id IS NOT NULL LIMIT 1), FALSE) AS imported
 FROM annotation_queueitem q
 JOIN annotation_assignmentbatch b ON b.id = q.batch_id
 JOIN annotation_sample s ON s.id = q.sample_id

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from core.files import temporaries_of
 from core.models import Job, JobStatus  # noqa: F401  (JobStatus: where the apps have always found it)
@@ -91,6 +92,9 @@ class Sample(models.Model):
         return self.uid
 
 
+IMPORTED = Q(import_batch__isnull=False)  # a row an import wrote (its batch kept)
+
+
 class Annotation(models.Model):
     """One annotator's labels for one sample."""
 
@@ -104,13 +108,20 @@ class Annotation(models.Model):
     comment = models.TextField(blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     import_batch = models.ForeignKey(
-        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations", db_index=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["sample", "annotator"], name="annotation_sample_annotator")]
+        # Only imported labels are indexed by their batch: the annotators' own labels, written on
+        # every submission, leave both indexes alone. The second answers the pull's "has the
+        # sample imported labels?" by a lookup, where the planner used to read the whole table.
+        indexes = [
+            models.Index(fields=["import_batch"], name="annotation_import_batch", condition=IMPORTED),
+            models.Index(fields=["sample"], name="annotation_imported_sample", condition=IMPORTED),
+        ]
 
 
 class FinalLabel(models.Model):
@@ -124,12 +135,19 @@ class FinalLabel(models.Model):
     response_refusal = models.CharField(max_length=20, choices=RefusalLabel.choices, null=True, blank=True)
     categories = models.JSONField(default=list, blank=True, help_text="Category codes, most annotated first.")
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     import_batch = models.ForeignKey(
-        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="final_labels"
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="final_labels", db_index=False
     )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # A final label decided by the annotators' majority names neither: only the others are indexed.
+        indexes = [
+            models.Index(fields=["decided_by"], name="final_label_decided_by", condition=Q(decided_by__isnull=False)),
+            models.Index(fields=["import_batch"], name="final_label_import_batch", condition=IMPORTED),
+        ]
 
 
 class ExportProfile(models.TextChoices):
