@@ -5,7 +5,8 @@ the transaction (which Django logs too). `submit` runs three on PostgreSQL: the 
 assignment, and one statement that writes the label, its audit entry, its categories, the
 count on the item and the annotator's tally (writing WITHs); SQLite has no writes inside WITH, so
 it runs each write apart.
-Only the submission that completes an item (one in k) also decides the final label.
+Only the submission that completes an item (one in k) also decides the final label (where
+k = 1, on PostgreSQL, within its writing statement).
 """
 
 from contextlib import contextmanager
