@@ -207,7 +207,7 @@ def targets(results: Path, postgres_seconds: float | None) -> list[str]:
         fastest = min(p["import"]["wall_seconds_until_queryable"] for p in peers)
         wall = ours["import"]["wall_seconds_until_queryable"]
         lines.append(
-            f"import 35k {wall} s, {fastest / wall:.1f}× faster than the faster peer's {fastest} s (target ≥ 3×)"
+            f"import 35k {wall} s, {fastest / wall:.2f}× faster than the faster peer's {fastest} s (target ≥ 3×)"
         )
     return lines
 
