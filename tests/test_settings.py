@@ -82,17 +82,36 @@ def test_embedded_broker_is_a_sqlite_file_and_redis_wins_over_it(tmp_path):
     assert result.stdout.split() == ["False", "redis://cache:6379/0"]
 
 
-def test_web_app_does_not_import_torch(tmp_path):
-    code = "import sys, django; django.setup(); import config.urls, config.celery; print('torch' in sys.modules)"
+def web_process_modules(tmp_path, *names: str) -> list[str]:
+    """Which of ``names`` a web process has imported once config.wsgi is loaded (as gunicorn's master
+    does under --preload), with jobs going to a Redis broker (nothing connects to it)."""
+    code = f"import sys, config.wsgi; print(*(name in sys.modules for name in {names!r}))"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "AEGIS_VAR_DIR": str(tmp_path)},
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "AEGIS_VAR_DIR": str(tmp_path),
+            "REDIS_URL": "redis://redis.invalid:6379/0",
+        },
     )
-    assert result.stdout.strip() == "False", result.stderr
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_web_app_does_not_import_torch(tmp_path):
+    assert web_process_modules(tmp_path, "torch") == ["False"]
+
+
+def test_web_process_loads_its_views_and_the_job_broker_before_the_first_request(tmp_path):
+    """Else a gunicorn worker's first request imports the views, and its first started job Celery's
+    tasks, transport and result backend: a few tenths of a second each (config/request_modules.py)."""
+    names = ("annotation.api_projects", "jury.tasks", "kombu.transport.redis", "celery.backends.redis")
+    assert web_process_modules(tmp_path, *names) == ["True"] * len(names)
 
 
 def test_embedded_sqlite_writes_in_wal_mode_with_immediate_transactions(tmp_path):
@@ -114,16 +133,4 @@ def test_web_app_and_workers_leave_heavy_readers_unloaded(tmp_path):
     """pyarrow (Parquet import/export, blends) loads when a Parquet file is read or written, and
     scikit-learn with scipy when a metric or agreement statistic is computed, not in every
     gunicorn worker and Celery child at start-up (pyarrow alone is about 30 MB each)."""
-    code = (
-        "import sys, django; django.setup(); import config.urls, config.celery;"
-        "print(*(name in sys.modules for name in ('pyarrow', 'sklearn', 'scipy')))"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "AEGIS_VAR_DIR": str(tmp_path)},
-    )
-    assert result.stdout.split() == ["False", "False", "False"], result.stderr
+    assert web_process_modules(tmp_path, "pyarrow", "sklearn", "scipy") == ["False", "False", "False"]
