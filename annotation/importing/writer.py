@@ -148,7 +148,9 @@ class _BatchWriter:
         self.annotator_ids: dict[str, int] = {}
         empty = not Sample.objects.filter(project=self.project).exists()
         self.earlier: tuple[set[str], set[str]] | None = (set(), set()) if empty else None
-        self.samples = RowStream(Sample, SAMPLE_COLUMNS)
+        self.samples = RowStream(
+            Sample, SAMPLE_COLUMNS, constant_references={"project": self.project.pk, "import_batch": batch.pk}
+        )
         self.finals: list[tuple] = []
         self.annotations: list[tuple] = []
         self.known: set[tuple[int, str]] = set()
