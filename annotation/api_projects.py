@@ -43,7 +43,7 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Project.objects.none()
-        return selectors.user_projects(self.request.user)
+        return selectors.member_projects(self.request.user)
 
     def perform_create(self, serializer):
         serializer.instance = services.create_project(created_by=self.request.user, **serializer.validated_data)

@@ -38,13 +38,6 @@ from .release import SOURCE_SPLIT_KEY
 EXPORT_FILTERS = ("sources", "label_sources")
 
 
-def projects_with_counts() -> QuerySet[Project]:
-    return Project.objects.select_related("taxonomy").annotate(
-        sample_count=Count("samples", distinct=True),
-        labelled_count=Count("samples__final_label", distinct=True),
-    )
-
-
 def project_samples(project: Project) -> QuerySet[Sample]:
     return Sample.objects.filter(project=project).select_related("final_label").order_by("pk")
 
@@ -120,10 +113,19 @@ def export_rows(
         yield (row, split[0]) if with_source_split else row
 
 
-def user_projects(user) -> QuerySet[Project]:
-    """Projects a person belongs to (staff: all), with counts."""
-    projects = projects_with_counts().order_by("name", "pk")
+def member_projects(user) -> QuerySet[Project]:
+    """Projects a person belongs to (staff: all)."""
+    projects = Project.objects.select_related("taxonomy").order_by("name", "pk")
     return projects if user.is_staff else projects.filter(memberships__user=user).distinct()
+
+
+def user_projects(user) -> QuerySet[Project]:
+    """Projects a person belongs to (staff: all), with their samples and labelled samples counted:
+    a pass over every sample of each, so only for pages that show the counts."""
+    return member_projects(user).annotate(
+        sample_count=Count("samples", distinct=True),
+        labelled_count=Count("samples__final_label", distinct=True),
+    )
 
 
 def administered_projects(user) -> QuerySet[Project]:

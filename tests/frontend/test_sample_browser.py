@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from annotation.browse import SampleFilters, browse_page, fts5_query
 from annotation.exporting import split_of
@@ -116,6 +117,21 @@ def test_keyset_pages_cover_every_row_once(project, tmp_path):
         if split_of(f"r{i}", {"train": 0.9, "validation": 0.05, "test": 0.05}, "aegis") == "train"
     ]
     assert split_seen == wanted
+
+
+def test_the_api_finds_a_project_without_counting_its_samples(client, loaded, boss, django_user_model):
+    """The API shows no counts; counting every sample and final label cost each request about a
+    project (its samples page, an import's upload) a pass over its samples: 58 ms at 35,000."""
+    member = django_user_model.objects.create_user("member")
+    add_member(loaded, by=boss, username="member", role="admin")
+    for user in (boss, member):
+        client.force_login(user)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/api/projects/{loaded.pk}/samples/", {"page_size": "2"}).status_code == 200
+            assert client.get(f"/api/projects/{loaded.pk}/").status_code == 200
+            assert client.get("/api/projects/").json()["count"] == 1
+        over_samples = [query["sql"] for query in captured.captured_queries if "annotation_sample" in query["sql"]]
+        assert len(over_samples) == 1 and "COUNT" not in over_samples[0].upper()  # the page itself
 
 
 def test_browser_page_and_api_keyset(client, loaded, boss):
