@@ -8,9 +8,12 @@ import os
 import psycopg
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
-from annotation.importing.writer import CHUNKS_PER_CHECKPOINT, import_rows
+from annotation.bulk import RowStream, reserve_ids
+from annotation.importing.writer import CHUNKS_PER_CHECKPOINT, SAMPLE_COLUMNS, import_rows
 from annotation.models import ImportBatch, Sample
+from annotation.services import create_project
 
 pytestmark = pytest.mark.postgres
 
@@ -92,3 +95,19 @@ def test_the_project_and_batch_stay_locked_against_deletion_while_samples_stream
     probe(0)
     assert probes == [("annotation_project", "free"), ("annotation_importbatch", "free")]
     assert Sample.objects.filter(import_batch=batch).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_row_pointing_at_another_project_is_refused_before_it_is_streamed(project):
+    other = create_project(name="Other", slug="other")
+    batch = new_batch(project)
+    stream = RowStream(Sample, SAMPLE_COLUMNS, constant_references={"project": project.pk, "import_batch": batch.pk})
+    [sample_id] = reserve_ids(Sample, 1)
+    row = (sample_id, other.pk, "u1", "[]", "p", None, "rows", "1", "0" * 64, None, "{}", batch.pk, timezone.now())
+    with pytest.raises(ValueError, match="Sample.project is .*, not the .* checked"), transaction.atomic():
+        try:
+            stream.write([row])
+        except ValueError as error:
+            stream.abort(error)
+            raise
+    assert not Sample.objects.exists()
