@@ -5,6 +5,7 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.move import file_move_safe
 from django.db import IntegrityError, transaction
 
 from core.jobs import CONNECTION_LOST, JobCancelled, JobRun, cancel_job
@@ -20,10 +21,14 @@ from ..search_index import defer_search_documents, index_pending_samples
 
 
 def store_upload(uploaded) -> Path:
-    """Keeps an uploaded file under MEDIA_ROOT/uploads for the worker that imports it."""
+    """Keeps an uploaded file under MEDIA_ROOT/uploads for the worker that imports it: moved there
+    when Django spooled it to a temporary file (over FILE_UPLOAD_MAX_MEMORY_SIZE), else written."""
     folder = Path(settings.MEDIA_ROOT) / "uploads" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     path = folder / Path(uploaded.name).name
+    if hasattr(uploaded, "temporary_file_path"):
+        file_move_safe(uploaded.temporary_file_path(), str(path))
+        return path
     with path.open("wb") as stream:
         for chunk in uploaded.chunks():
             stream.write(chunk)

@@ -1,6 +1,10 @@
 """The REST API for imports and exports, through Celery (in-process, or a real worker on Redis)."""
 
+import os
+from pathlib import Path
+
 import pytest
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from annotation.models import ExportSnapshot, ImportBatch, Sample
 from tests.conftest import USES_REDIS, wait_until_finished
@@ -75,3 +79,31 @@ def test_anonymous_is_refused(client, project):
 def test_tasks_really_go_through_the_worker(settings):
     assert USES_REDIS and settings.CELERY_TASK_ALWAYS_EAGER is False
     assert settings.CELERY_BROKER_URL.startswith("redis://")
+
+
+class SpoolingUploadHandler(TemporaryFileUploadHandler):
+    """Django's handler for large uploads, noting the inode of each temporary file it spools to."""
+
+    inodes: list[int] = []
+
+    def file_complete(self, file_size):
+        SpoolingUploadHandler.inodes.append(os.stat(self.file.temporary_file_path()).st_ino)
+        return super().file_complete(file_size)
+
+
+def test_an_upload_spooled_to_disk_is_moved_into_place_not_copied(admin_client, project, tmp_path, settings):
+    """Over FILE_UPLOAD_MAX_MEMORY_SIZE Django spools an upload to a temporary file; the import
+    keeps that very file (a rename) instead of writing the upload a second time."""
+    settings.FILE_UPLOAD_HANDLERS = [f"{__name__}.SpoolingUploadHandler"]
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)  # the file system of MEDIA_ROOT in the tests
+    SpoolingUploadHandler.inodes.clear()
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a", "prompt": "hello"}\n{"id": "b", "prompt": "there"}\n', encoding="utf-8")
+    response = upload(admin_client, project, path, "generic")
+    assert response.status_code == 202, response.content
+    batch = wait_until_finished(ImportBatch, response.json()["id"])
+    assert (batch.status, batch.created_count) == ("succeeded", 2), batch.error
+    stored = Path(batch.stored_path)
+    assert stored.read_bytes() == path.read_bytes()
+    assert SpoolingUploadHandler.inodes == [stored.stat().st_ino]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".upload.jsonl")]
